@@ -1,0 +1,4 @@
+package graph
+
+// Services are the domain services the resolvers call.
+type Services struct{}
