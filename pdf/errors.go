@@ -1,6 +1,9 @@
 package pdf
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+)
 
 // Reasons an uploaded file is refused. They are stable: the API layer maps
 // them to INVALID_PDF details and clients may switch on them.
@@ -63,4 +66,11 @@ func reasonMessage(reason string) string {
 		return "The PDF has no pages."
 	}
 	return "The PDF file cannot be processed."
+}
+
+// asInvalid finds an *InvalidPDFError in err's chain.
+func asInvalid(err error) (*InvalidPDFError, bool) {
+	var ipe *InvalidPDFError
+	ok := errors.As(err, &ipe)
+	return ipe, ok
 }

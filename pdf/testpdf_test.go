@@ -103,7 +103,7 @@ func buildPDF(t testing.TB, pages []testPage, docs ...testDoc) []byte {
 		fmt.Fprintf(&cat, "/Names<<%s>>", strings.Join(names, ""))
 	}
 	if doc.acroForm {
-		w.set(field, fmt.Sprintf("<</Type/Annot/Subtype/Widget/FT/Tx/T(name)/V(Jean Dupont)/Rect[50 50 200 70]/P %s/AA<</K<</S/JavaScript/JS(1)>>>>>>", kids[0]))
+		w.set(field, fmt.Sprintf("<</Type/Annot/Subtype/Widget/FT/Tx/T(name)/V(Jean Dupont)/DA(/Helv 0 Tf 0 g)/Rect[50 50 200 70]/P %s/AA<</K<</S/JavaScript/JS(1)>>>>>>", kids[0]))
 		fmt.Fprintf(&cat, "/AcroForm<</Fields[%d 0 R]>>", field)
 	}
 	cat.WriteString(">>")

@@ -86,17 +86,15 @@ func open(r io.ReadSeeker, size int64, maxPages int) (*model.Context, []pageGeom
 	if ctx.Encrypt != nil {
 		return nil, nil, invalid(ReasonEncrypted, nil)
 	}
-	// Page counts come from the page tree root, known right after reading:
-	// checking them before validation gives the precise reason and spares
-	// validating a file we refuse anyway.
+	// pdfcpu counts the pages while validating the page tree.
+	if err := api.ValidateContext(ctx); err != nil {
+		return nil, nil, invalid(ReasonUnparsable, err)
+	}
 	if ctx.PageCount < 1 {
 		return nil, nil, invalid(ReasonNoPages, nil)
 	}
 	if maxPages > 0 && ctx.PageCount > maxPages {
 		return nil, nil, tooManyPages(ctx.PageCount, maxPages)
-	}
-	if err := api.ValidateContext(ctx); err != nil {
-		return nil, nil, invalid(ReasonUnparsable, err)
 	}
 	bounds, err := ctx.PageBoundaries(nil)
 	if err != nil {
