@@ -166,4 +166,3 @@ func objectDump(t testing.TB, pdf []byte) string {
 	}
 	return sb.String()
 }
-
