@@ -200,11 +200,6 @@ var (
 		},
 		Indexes: []*schema.Index{
 			{
-				Name:    "copylock_copy_id",
-				Unique:  true,
-				Columns: []*schema.Column{CopyLocksColumns[5]},
-			},
-			{
 				Name:    "copylock_expires_at",
 				Unique:  false,
 				Columns: []*schema.Column{CopyLocksColumns[3]},

@@ -109,7 +109,7 @@ func (CopyLock) Edges() []ent.Edge {
 }
 
 func (CopyLock) Indexes() []ent.Index {
-	return []ent.Index{index.Fields("copy_id").Unique(), index.Fields("expires_at")}
+	return []ent.Index{index.Fields("expires_at")}
 }
 
 func (CopyLock) Annotations() []schema.Annotation {
