@@ -204,7 +204,9 @@ func (_c *AnnotationCreate) Mutation() *AnnotationMutation {
 
 // Save creates the Annotation in the database.
 func (_c *AnnotationCreate) Save(ctx context.Context) (*Annotation, error) {
-	_c.defaults()
+	if err := _c.defaults(); err != nil {
+		return nil, err
+	}
 	return withHooks(ctx, _c.sqlSave, _c.mutation, _c.hooks)
 }
 
@@ -231,12 +233,18 @@ func (_c *AnnotationCreate) ExecX(ctx context.Context) {
 }
 
 // defaults sets the default values of the builder before save.
-func (_c *AnnotationCreate) defaults() {
+func (_c *AnnotationCreate) defaults() error {
 	if _, ok := _c.mutation.CreatedAt(); !ok {
+		if annotation.DefaultCreatedAt == nil {
+			return fmt.Errorf("ent: uninitialized annotation.DefaultCreatedAt (forgotten import ent/runtime?)")
+		}
 		v := annotation.DefaultCreatedAt()
 		_c.mutation.SetCreatedAt(v)
 	}
 	if _, ok := _c.mutation.UpdatedAt(); !ok {
+		if annotation.DefaultUpdatedAt == nil {
+			return fmt.Errorf("ent: uninitialized annotation.DefaultUpdatedAt (forgotten import ent/runtime?)")
+		}
 		v := annotation.DefaultUpdatedAt()
 		_c.mutation.SetUpdatedAt(v)
 	}
@@ -249,9 +257,13 @@ func (_c *AnnotationCreate) defaults() {
 		_c.mutation.SetVersion(v)
 	}
 	if _, ok := _c.mutation.ID(); !ok {
+		if annotation.DefaultID == nil {
+			return fmt.Errorf("ent: uninitialized annotation.DefaultID (forgotten import ent/runtime?)")
+		}
 		v := annotation.DefaultID()
 		_c.mutation.SetID(v)
 	}
+	return nil
 }
 
 // check runs all checks and user-defined validators on the builder.

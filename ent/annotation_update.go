@@ -332,7 +332,9 @@ func (_u *AnnotationUpdate) RemoveRevisions(v ...*AnnotationRevision) *Annotatio
 
 // Save executes the query and returns the number of nodes affected by the update operation.
 func (_u *AnnotationUpdate) Save(ctx context.Context) (int, error) {
-	_u.defaults()
+	if err := _u.defaults(); err != nil {
+		return 0, err
+	}
 	return withHooks(ctx, _u.sqlSave, _u.mutation, _u.hooks)
 }
 
@@ -359,11 +361,15 @@ func (_u *AnnotationUpdate) ExecX(ctx context.Context) {
 }
 
 // defaults sets the default values of the builder before save.
-func (_u *AnnotationUpdate) defaults() {
+func (_u *AnnotationUpdate) defaults() error {
 	if _, ok := _u.mutation.UpdatedAt(); !ok {
+		if annotation.UpdateDefaultUpdatedAt == nil {
+			return fmt.Errorf("ent: uninitialized annotation.UpdateDefaultUpdatedAt (forgotten import ent/runtime?)")
+		}
 		v := annotation.UpdateDefaultUpdatedAt()
 		_u.mutation.SetUpdatedAt(v)
 	}
+	return nil
 }
 
 // check runs all checks and user-defined validators on the builder.
@@ -918,7 +924,9 @@ func (_u *AnnotationUpdateOne) Select(field string, fields ...string) *Annotatio
 
 // Save executes the query and returns the updated Annotation entity.
 func (_u *AnnotationUpdateOne) Save(ctx context.Context) (*Annotation, error) {
-	_u.defaults()
+	if err := _u.defaults(); err != nil {
+		return nil, err
+	}
 	return withHooks(ctx, _u.sqlSave, _u.mutation, _u.hooks)
 }
 
@@ -945,11 +953,15 @@ func (_u *AnnotationUpdateOne) ExecX(ctx context.Context) {
 }
 
 // defaults sets the default values of the builder before save.
-func (_u *AnnotationUpdateOne) defaults() {
+func (_u *AnnotationUpdateOne) defaults() error {
 	if _, ok := _u.mutation.UpdatedAt(); !ok {
+		if annotation.UpdateDefaultUpdatedAt == nil {
+			return fmt.Errorf("ent: uninitialized annotation.UpdateDefaultUpdatedAt (forgotten import ent/runtime?)")
+		}
 		v := annotation.UpdateDefaultUpdatedAt()
 		_u.mutation.SetUpdatedAt(v)
 	}
+	return nil
 }
 
 // check runs all checks and user-defined validators on the builder.

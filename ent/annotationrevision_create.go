@@ -101,7 +101,9 @@ func (_c *AnnotationRevisionCreate) Mutation() *AnnotationRevisionMutation {
 
 // Save creates the AnnotationRevision in the database.
 func (_c *AnnotationRevisionCreate) Save(ctx context.Context) (*AnnotationRevision, error) {
-	_c.defaults()
+	if err := _c.defaults(); err != nil {
+		return nil, err
+	}
 	return withHooks(ctx, _c.sqlSave, _c.mutation, _c.hooks)
 }
 
@@ -128,15 +130,22 @@ func (_c *AnnotationRevisionCreate) ExecX(ctx context.Context) {
 }
 
 // defaults sets the default values of the builder before save.
-func (_c *AnnotationRevisionCreate) defaults() {
+func (_c *AnnotationRevisionCreate) defaults() error {
 	if _, ok := _c.mutation.At(); !ok {
+		if annotationrevision.DefaultAt == nil {
+			return fmt.Errorf("ent: uninitialized annotationrevision.DefaultAt (forgotten import ent/runtime?)")
+		}
 		v := annotationrevision.DefaultAt()
 		_c.mutation.SetAt(v)
 	}
 	if _, ok := _c.mutation.ID(); !ok {
+		if annotationrevision.DefaultID == nil {
+			return fmt.Errorf("ent: uninitialized annotationrevision.DefaultID (forgotten import ent/runtime?)")
+		}
 		v := annotationrevision.DefaultID()
 		_c.mutation.SetID(v)
 	}
+	return nil
 }
 
 // check runs all checks and user-defined validators on the builder.

@@ -4,6 +4,7 @@ package ent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 
@@ -401,6 +402,12 @@ func (_q *AnnotationRevisionQuery) prepareQuery(ctx context.Context) error {
 			return err
 		}
 		_q.sql = prev
+	}
+	if annotationrevision.Policy == nil {
+		return errors.New("ent: uninitialized annotationrevision.Policy (forgotten import ent/runtime?)")
+	}
+	if err := annotationrevision.Policy.EvalQuery(ctx, _q); err != nil {
+		return err
 	}
 	return nil
 }

@@ -118,7 +118,9 @@ func (_c *AuditLogCreate) Mutation() *AuditLogMutation {
 
 // Save creates the AuditLog in the database.
 func (_c *AuditLogCreate) Save(ctx context.Context) (*AuditLog, error) {
-	_c.defaults()
+	if err := _c.defaults(); err != nil {
+		return nil, err
+	}
 	return withHooks(ctx, _c.sqlSave, _c.mutation, _c.hooks)
 }
 
@@ -145,7 +147,7 @@ func (_c *AuditLogCreate) ExecX(ctx context.Context) {
 }
 
 // defaults sets the default values of the builder before save.
-func (_c *AuditLogCreate) defaults() {
+func (_c *AuditLogCreate) defaults() error {
 	if _, ok := _c.mutation.Target(); !ok {
 		v := auditlog.DefaultTarget
 		_c.mutation.SetTarget(v)
@@ -155,13 +157,20 @@ func (_c *AuditLogCreate) defaults() {
 		_c.mutation.SetIP(v)
 	}
 	if _, ok := _c.mutation.At(); !ok {
+		if auditlog.DefaultAt == nil {
+			return fmt.Errorf("ent: uninitialized auditlog.DefaultAt (forgotten import ent/runtime?)")
+		}
 		v := auditlog.DefaultAt()
 		_c.mutation.SetAt(v)
 	}
 	if _, ok := _c.mutation.ID(); !ok {
+		if auditlog.DefaultID == nil {
+			return fmt.Errorf("ent: uninitialized auditlog.DefaultID (forgotten import ent/runtime?)")
+		}
 		v := auditlog.DefaultID()
 		_c.mutation.SetID(v)
 	}
+	return nil
 }
 
 // check runs all checks and user-defined validators on the builder.

@@ -90,7 +90,9 @@ func (_c *BlobCreate) Mutation() *BlobMutation {
 
 // Save creates the Blob in the database.
 func (_c *BlobCreate) Save(ctx context.Context) (*Blob, error) {
-	_c.defaults()
+	if err := _c.defaults(); err != nil {
+		return nil, err
+	}
 	return withHooks(ctx, _c.sqlSave, _c.mutation, _c.hooks)
 }
 
@@ -117,19 +119,26 @@ func (_c *BlobCreate) ExecX(ctx context.Context) {
 }
 
 // defaults sets the default values of the builder before save.
-func (_c *BlobCreate) defaults() {
+func (_c *BlobCreate) defaults() error {
 	if _, ok := _c.mutation.Pages(); !ok {
 		v := blob.DefaultPages
 		_c.mutation.SetPages(v)
 	}
 	if _, ok := _c.mutation.CreatedAt(); !ok {
+		if blob.DefaultCreatedAt == nil {
+			return fmt.Errorf("ent: uninitialized blob.DefaultCreatedAt (forgotten import ent/runtime?)")
+		}
 		v := blob.DefaultCreatedAt()
 		_c.mutation.SetCreatedAt(v)
 	}
 	if _, ok := _c.mutation.ID(); !ok {
+		if blob.DefaultID == nil {
+			return fmt.Errorf("ent: uninitialized blob.DefaultID (forgotten import ent/runtime?)")
+		}
 		v := blob.DefaultID()
 		_c.mutation.SetID(v)
 	}
+	return nil
 }
 
 // check runs all checks and user-defined validators on the builder.

@@ -481,7 +481,8 @@ func (c *AnnotationClient) QueryRevisions(_m *Annotation) *AnnotationRevisionQue
 
 // Hooks returns the client hooks.
 func (c *AnnotationClient) Hooks() []Hook {
-	return c.hooks.Annotation
+	hooks := c.hooks.Annotation
+	return append(hooks[:len(hooks):len(hooks)], annotation.Hooks[:]...)
 }
 
 // Interceptors returns the client interceptors.
@@ -646,7 +647,8 @@ func (c *AnnotationRevisionClient) QueryAuthor(_m *AnnotationRevision) *UserQuer
 
 // Hooks returns the client hooks.
 func (c *AnnotationRevisionClient) Hooks() []Hook {
-	return c.hooks.AnnotationRevision
+	hooks := c.hooks.AnnotationRevision
+	return append(hooks[:len(hooks):len(hooks)], annotationrevision.Hooks[:]...)
 }
 
 // Interceptors returns the client interceptors.
@@ -795,7 +797,8 @@ func (c *ApiTokenClient) QueryOwner(_m *ApiToken) *UserQuery {
 
 // Hooks returns the client hooks.
 func (c *ApiTokenClient) Hooks() []Hook {
-	return c.hooks.ApiToken
+	hooks := c.hooks.ApiToken
+	return append(hooks[:len(hooks):len(hooks)], apitoken.Hooks[:]...)
 }
 
 // Interceptors returns the client interceptors.
@@ -944,7 +947,8 @@ func (c *AuditLogClient) QueryActor(_m *AuditLog) *UserQuery {
 
 // Hooks returns the client hooks.
 func (c *AuditLogClient) Hooks() []Hook {
-	return c.hooks.AuditLog
+	hooks := c.hooks.AuditLog
+	return append(hooks[:len(hooks):len(hooks)], auditlog.Hooks[:]...)
 }
 
 // Interceptors returns the client interceptors.
@@ -1077,7 +1081,8 @@ func (c *BlobClient) GetX(ctx context.Context, id string) *Blob {
 
 // Hooks returns the client hooks.
 func (c *BlobClient) Hooks() []Hook {
-	return c.hooks.Blob
+	hooks := c.hooks.Blob
+	return append(hooks[:len(hooks):len(hooks)], blob.Hooks[:]...)
 }
 
 // Interceptors returns the client interceptors.
@@ -1242,7 +1247,8 @@ func (c *CopyLockClient) QueryOwner(_m *CopyLock) *UserQuery {
 
 // Hooks returns the client hooks.
 func (c *CopyLockClient) Hooks() []Hook {
-	return c.hooks.CopyLock
+	hooks := c.hooks.CopyLock
+	return append(hooks[:len(hooks):len(hooks)], copylock.Hooks[:]...)
 }
 
 // Interceptors returns the client interceptors.
@@ -1407,7 +1413,8 @@ func (c *DraftClient) QueryOwner(_m *Draft) *UserQuery {
 
 // Hooks returns the client hooks.
 func (c *DraftClient) Hooks() []Hook {
-	return c.hooks.Draft
+	hooks := c.hooks.Draft
+	return append(hooks[:len(hooks):len(hooks)], draft.Hooks[:]...)
 }
 
 // Interceptors returns the client interceptors.
@@ -1588,7 +1595,8 @@ func (c *ExamClient) QueryJobs(_m *Exam) *JobQuery {
 
 // Hooks returns the client hooks.
 func (c *ExamClient) Hooks() []Hook {
-	return c.hooks.Exam
+	hooks := c.hooks.Exam
+	return append(hooks[:len(hooks):len(hooks)], exam.Hooks[:]...)
 }
 
 // Interceptors returns the client interceptors.
@@ -1897,7 +1905,8 @@ func (c *ExamCopyClient) QueryJobs(_m *ExamCopy) *JobQuery {
 
 // Hooks returns the client hooks.
 func (c *ExamCopyClient) Hooks() []Hook {
-	return c.hooks.ExamCopy
+	hooks := c.hooks.ExamCopy
+	return append(hooks[:len(hooks):len(hooks)], examcopy.Hooks[:]...)
 }
 
 // Interceptors returns the client interceptors.
@@ -2062,7 +2071,8 @@ func (c *GradingEventClient) QueryActor(_m *GradingEvent) *UserQuery {
 
 // Hooks returns the client hooks.
 func (c *GradingEventClient) Hooks() []Hook {
-	return c.hooks.GradingEvent
+	hooks := c.hooks.GradingEvent
+	return append(hooks[:len(hooks):len(hooks)], gradingevent.Hooks[:]...)
 }
 
 // Interceptors returns the client interceptors.
@@ -2243,7 +2253,8 @@ func (c *JobClient) QueryRequestedBy(_m *Job) *UserQuery {
 
 // Hooks returns the client hooks.
 func (c *JobClient) Hooks() []Hook {
-	return c.hooks.Job
+	hooks := c.hooks.Job
+	return append(hooks[:len(hooks):len(hooks)], job.Hooks[:]...)
 }
 
 // Interceptors returns the client interceptors.
@@ -2408,7 +2419,8 @@ func (c *QuestionScoreClient) QueryScoredBy(_m *QuestionScore) *UserQuery {
 
 // Hooks returns the client hooks.
 func (c *QuestionScoreClient) Hooks() []Hook {
-	return c.hooks.QuestionScore
+	hooks := c.hooks.QuestionScore
+	return append(hooks[:len(hooks):len(hooks)], questionscore.Hooks[:]...)
 }
 
 // Interceptors returns the client interceptors.
@@ -2557,7 +2569,8 @@ func (c *SessionClient) QueryUser(_m *Session) *UserQuery {
 
 // Hooks returns the client hooks.
 func (c *SessionClient) Hooks() []Hook {
-	return c.hooks.Session
+	hooks := c.hooks.Session
+	return append(hooks[:len(hooks):len(hooks)], session.Hooks[:]...)
 }
 
 // Interceptors returns the client interceptors.
@@ -2722,7 +2735,8 @@ func (c *StudentClient) QueryCopies(_m *Student) *ExamCopyQuery {
 
 // Hooks returns the client hooks.
 func (c *StudentClient) Hooks() []Hook {
-	return c.hooks.Student
+	hooks := c.hooks.Student
+	return append(hooks[:len(hooks):len(hooks)], student.Hooks[:]...)
 }
 
 // Interceptors returns the client interceptors.
@@ -2935,7 +2949,8 @@ func (c *UserClient) QueryAPITokens(_m *User) *ApiTokenQuery {
 
 // Hooks returns the client hooks.
 func (c *UserClient) Hooks() []Hook {
-	return c.hooks.User
+	hooks := c.hooks.User
+	return append(hooks[:len(hooks):len(hooks)], user.Hooks[:]...)
 }
 
 // Interceptors returns the client interceptors.

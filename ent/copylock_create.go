@@ -94,7 +94,9 @@ func (_c *CopyLockCreate) Mutation() *CopyLockMutation {
 
 // Save creates the CopyLock in the database.
 func (_c *CopyLockCreate) Save(ctx context.Context) (*CopyLock, error) {
-	_c.defaults()
+	if err := _c.defaults(); err != nil {
+		return nil, err
+	}
 	return withHooks(ctx, _c.sqlSave, _c.mutation, _c.hooks)
 }
 
@@ -121,15 +123,22 @@ func (_c *CopyLockCreate) ExecX(ctx context.Context) {
 }
 
 // defaults sets the default values of the builder before save.
-func (_c *CopyLockCreate) defaults() {
+func (_c *CopyLockCreate) defaults() error {
 	if _, ok := _c.mutation.AcquiredAt(); !ok {
+		if copylock.DefaultAcquiredAt == nil {
+			return fmt.Errorf("ent: uninitialized copylock.DefaultAcquiredAt (forgotten import ent/runtime?)")
+		}
 		v := copylock.DefaultAcquiredAt()
 		_c.mutation.SetAcquiredAt(v)
 	}
 	if _, ok := _c.mutation.ID(); !ok {
+		if copylock.DefaultID == nil {
+			return fmt.Errorf("ent: uninitialized copylock.DefaultID (forgotten import ent/runtime?)")
+		}
 		v := copylock.DefaultID()
 		_c.mutation.SetID(v)
 	}
+	return nil
 }
 
 // check runs all checks and user-defined validators on the builder.

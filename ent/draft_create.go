@@ -123,7 +123,9 @@ func (_c *DraftCreate) Mutation() *DraftMutation {
 
 // Save creates the Draft in the database.
 func (_c *DraftCreate) Save(ctx context.Context) (*Draft, error) {
-	_c.defaults()
+	if err := _c.defaults(); err != nil {
+		return nil, err
+	}
 	return withHooks(ctx, _c.sqlSave, _c.mutation, _c.hooks)
 }
 
@@ -150,12 +152,18 @@ func (_c *DraftCreate) ExecX(ctx context.Context) {
 }
 
 // defaults sets the default values of the builder before save.
-func (_c *DraftCreate) defaults() {
+func (_c *DraftCreate) defaults() error {
 	if _, ok := _c.mutation.CreatedAt(); !ok {
+		if draft.DefaultCreatedAt == nil {
+			return fmt.Errorf("ent: uninitialized draft.DefaultCreatedAt (forgotten import ent/runtime?)")
+		}
 		v := draft.DefaultCreatedAt()
 		_c.mutation.SetCreatedAt(v)
 	}
 	if _, ok := _c.mutation.UpdatedAt(); !ok {
+		if draft.DefaultUpdatedAt == nil {
+			return fmt.Errorf("ent: uninitialized draft.DefaultUpdatedAt (forgotten import ent/runtime?)")
+		}
 		v := draft.DefaultUpdatedAt()
 		_c.mutation.SetUpdatedAt(v)
 	}
@@ -164,9 +172,13 @@ func (_c *DraftCreate) defaults() {
 		_c.mutation.SetVersion(v)
 	}
 	if _, ok := _c.mutation.ID(); !ok {
+		if draft.DefaultID == nil {
+			return fmt.Errorf("ent: uninitialized draft.DefaultID (forgotten import ent/runtime?)")
+		}
 		v := draft.DefaultID()
 		_c.mutation.SetID(v)
 	}
+	return nil
 }
 
 // check runs all checks and user-defined validators on the builder.

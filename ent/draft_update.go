@@ -143,7 +143,9 @@ func (_u *DraftUpdate) ClearOwner() *DraftUpdate {
 
 // Save executes the query and returns the number of nodes affected by the update operation.
 func (_u *DraftUpdate) Save(ctx context.Context) (int, error) {
-	_u.defaults()
+	if err := _u.defaults(); err != nil {
+		return 0, err
+	}
 	return withHooks(ctx, _u.sqlSave, _u.mutation, _u.hooks)
 }
 
@@ -170,11 +172,15 @@ func (_u *DraftUpdate) ExecX(ctx context.Context) {
 }
 
 // defaults sets the default values of the builder before save.
-func (_u *DraftUpdate) defaults() {
+func (_u *DraftUpdate) defaults() error {
 	if _, ok := _u.mutation.UpdatedAt(); !ok {
+		if draft.UpdateDefaultUpdatedAt == nil {
+			return fmt.Errorf("ent: uninitialized draft.UpdateDefaultUpdatedAt (forgotten import ent/runtime?)")
+		}
 		v := draft.UpdateDefaultUpdatedAt()
 		_u.mutation.SetUpdatedAt(v)
 	}
+	return nil
 }
 
 // check runs all checks and user-defined validators on the builder.
@@ -444,7 +450,9 @@ func (_u *DraftUpdateOne) Select(field string, fields ...string) *DraftUpdateOne
 
 // Save executes the query and returns the updated Draft entity.
 func (_u *DraftUpdateOne) Save(ctx context.Context) (*Draft, error) {
-	_u.defaults()
+	if err := _u.defaults(); err != nil {
+		return nil, err
+	}
 	return withHooks(ctx, _u.sqlSave, _u.mutation, _u.hooks)
 }
 
@@ -471,11 +479,15 @@ func (_u *DraftUpdateOne) ExecX(ctx context.Context) {
 }
 
 // defaults sets the default values of the builder before save.
-func (_u *DraftUpdateOne) defaults() {
+func (_u *DraftUpdateOne) defaults() error {
 	if _, ok := _u.mutation.UpdatedAt(); !ok {
+		if draft.UpdateDefaultUpdatedAt == nil {
+			return fmt.Errorf("ent: uninitialized draft.UpdateDefaultUpdatedAt (forgotten import ent/runtime?)")
+		}
 		v := draft.UpdateDefaultUpdatedAt()
 		_u.mutation.SetUpdatedAt(v)
 	}
+	return nil
 }
 
 // check runs all checks and user-defined validators on the builder.

@@ -215,7 +215,9 @@ func (_c *ExamCreate) Mutation() *ExamMutation {
 
 // Save creates the Exam in the database.
 func (_c *ExamCreate) Save(ctx context.Context) (*Exam, error) {
-	_c.defaults()
+	if err := _c.defaults(); err != nil {
+		return nil, err
+	}
 	return withHooks(ctx, _c.sqlSave, _c.mutation, _c.hooks)
 }
 
@@ -242,12 +244,18 @@ func (_c *ExamCreate) ExecX(ctx context.Context) {
 }
 
 // defaults sets the default values of the builder before save.
-func (_c *ExamCreate) defaults() {
+func (_c *ExamCreate) defaults() error {
 	if _, ok := _c.mutation.CreatedAt(); !ok {
+		if exam.DefaultCreatedAt == nil {
+			return fmt.Errorf("ent: uninitialized exam.DefaultCreatedAt (forgotten import ent/runtime?)")
+		}
 		v := exam.DefaultCreatedAt()
 		_c.mutation.SetCreatedAt(v)
 	}
 	if _, ok := _c.mutation.UpdatedAt(); !ok {
+		if exam.DefaultUpdatedAt == nil {
+			return fmt.Errorf("ent: uninitialized exam.DefaultUpdatedAt (forgotten import ent/runtime?)")
+		}
 		v := exam.DefaultUpdatedAt()
 		_c.mutation.SetUpdatedAt(v)
 	}
@@ -260,9 +268,13 @@ func (_c *ExamCreate) defaults() {
 		_c.mutation.SetScheme(v)
 	}
 	if _, ok := _c.mutation.ID(); !ok {
+		if exam.DefaultID == nil {
+			return fmt.Errorf("ent: uninitialized exam.DefaultID (forgotten import ent/runtime?)")
+		}
 		v := exam.DefaultID()
 		_c.mutation.SetID(v)
 	}
+	return nil
 }
 
 // check runs all checks and user-defined validators on the builder.

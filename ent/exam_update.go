@@ -310,7 +310,9 @@ func (_u *ExamUpdate) RemoveJobs(v ...*Job) *ExamUpdate {
 
 // Save executes the query and returns the number of nodes affected by the update operation.
 func (_u *ExamUpdate) Save(ctx context.Context) (int, error) {
-	_u.defaults()
+	if err := _u.defaults(); err != nil {
+		return 0, err
+	}
 	return withHooks(ctx, _u.sqlSave, _u.mutation, _u.hooks)
 }
 
@@ -337,11 +339,15 @@ func (_u *ExamUpdate) ExecX(ctx context.Context) {
 }
 
 // defaults sets the default values of the builder before save.
-func (_u *ExamUpdate) defaults() {
+func (_u *ExamUpdate) defaults() error {
 	if _, ok := _u.mutation.UpdatedAt(); !ok {
+		if exam.UpdateDefaultUpdatedAt == nil {
+			return fmt.Errorf("ent: uninitialized exam.UpdateDefaultUpdatedAt (forgotten import ent/runtime?)")
+		}
 		v := exam.UpdateDefaultUpdatedAt()
 		_u.mutation.SetUpdatedAt(v)
 	}
+	return nil
 }
 
 // check runs all checks and user-defined validators on the builder.
@@ -888,7 +894,9 @@ func (_u *ExamUpdateOne) Select(field string, fields ...string) *ExamUpdateOne {
 
 // Save executes the query and returns the updated Exam entity.
 func (_u *ExamUpdateOne) Save(ctx context.Context) (*Exam, error) {
-	_u.defaults()
+	if err := _u.defaults(); err != nil {
+		return nil, err
+	}
 	return withHooks(ctx, _u.sqlSave, _u.mutation, _u.hooks)
 }
 
@@ -915,11 +923,15 @@ func (_u *ExamUpdateOne) ExecX(ctx context.Context) {
 }
 
 // defaults sets the default values of the builder before save.
-func (_u *ExamUpdateOne) defaults() {
+func (_u *ExamUpdateOne) defaults() error {
 	if _, ok := _u.mutation.UpdatedAt(); !ok {
+		if exam.UpdateDefaultUpdatedAt == nil {
+			return fmt.Errorf("ent: uninitialized exam.UpdateDefaultUpdatedAt (forgotten import ent/runtime?)")
+		}
 		v := exam.UpdateDefaultUpdatedAt()
 		_u.mutation.SetUpdatedAt(v)
 	}
+	return nil
 }
 
 // check runs all checks and user-defined validators on the builder.

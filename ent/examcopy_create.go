@@ -373,7 +373,9 @@ func (_c *ExamCopyCreate) Mutation() *ExamCopyMutation {
 
 // Save creates the ExamCopy in the database.
 func (_c *ExamCopyCreate) Save(ctx context.Context) (*ExamCopy, error) {
-	_c.defaults()
+	if err := _c.defaults(); err != nil {
+		return nil, err
+	}
 	return withHooks(ctx, _c.sqlSave, _c.mutation, _c.hooks)
 }
 
@@ -400,12 +402,18 @@ func (_c *ExamCopyCreate) ExecX(ctx context.Context) {
 }
 
 // defaults sets the default values of the builder before save.
-func (_c *ExamCopyCreate) defaults() {
+func (_c *ExamCopyCreate) defaults() error {
 	if _, ok := _c.mutation.CreatedAt(); !ok {
+		if examcopy.DefaultCreatedAt == nil {
+			return fmt.Errorf("ent: uninitialized examcopy.DefaultCreatedAt (forgotten import ent/runtime?)")
+		}
 		v := examcopy.DefaultCreatedAt()
 		_c.mutation.SetCreatedAt(v)
 	}
 	if _, ok := _c.mutation.UpdatedAt(); !ok {
+		if examcopy.DefaultUpdatedAt == nil {
+			return fmt.Errorf("ent: uninitialized examcopy.DefaultUpdatedAt (forgotten import ent/runtime?)")
+		}
 		v := examcopy.DefaultUpdatedAt()
 		_c.mutation.SetUpdatedAt(v)
 	}
@@ -430,9 +438,13 @@ func (_c *ExamCopyCreate) defaults() {
 		_c.mutation.SetVersion(v)
 	}
 	if _, ok := _c.mutation.ID(); !ok {
+		if examcopy.DefaultID == nil {
+			return fmt.Errorf("ent: uninitialized examcopy.DefaultID (forgotten import ent/runtime?)")
+		}
 		v := examcopy.DefaultID()
 		_c.mutation.SetID(v)
 	}
+	return nil
 }
 
 // check runs all checks and user-defined validators on the builder.

@@ -5,6 +5,7 @@ package ent
 import (
 	"context"
 	"database/sql/driver"
+	"errors"
 	"fmt"
 	"math"
 
@@ -730,6 +731,12 @@ func (_q *ExamCopyQuery) prepareQuery(ctx context.Context) error {
 			return err
 		}
 		_q.sql = prev
+	}
+	if examcopy.Policy == nil {
+		return errors.New("ent: uninitialized examcopy.Policy (forgotten import ent/runtime?)")
+	}
+	if err := examcopy.Policy.EvalQuery(ctx, _q); err != nil {
+		return err
 	}
 	return nil
 }

@@ -551,7 +551,9 @@ func (_u *ExamCopyUpdate) RemoveJobs(v ...*Job) *ExamCopyUpdate {
 
 // Save executes the query and returns the number of nodes affected by the update operation.
 func (_u *ExamCopyUpdate) Save(ctx context.Context) (int, error) {
-	_u.defaults()
+	if err := _u.defaults(); err != nil {
+		return 0, err
+	}
 	return withHooks(ctx, _u.sqlSave, _u.mutation, _u.hooks)
 }
 
@@ -578,11 +580,15 @@ func (_u *ExamCopyUpdate) ExecX(ctx context.Context) {
 }
 
 // defaults sets the default values of the builder before save.
-func (_u *ExamCopyUpdate) defaults() {
+func (_u *ExamCopyUpdate) defaults() error {
 	if _, ok := _u.mutation.UpdatedAt(); !ok {
+		if examcopy.UpdateDefaultUpdatedAt == nil {
+			return fmt.Errorf("ent: uninitialized examcopy.UpdateDefaultUpdatedAt (forgotten import ent/runtime?)")
+		}
 		v := examcopy.UpdateDefaultUpdatedAt()
 		_u.mutation.SetUpdatedAt(v)
 	}
+	return nil
 }
 
 // check runs all checks and user-defined validators on the builder.
@@ -1649,7 +1655,9 @@ func (_u *ExamCopyUpdateOne) Select(field string, fields ...string) *ExamCopyUpd
 
 // Save executes the query and returns the updated ExamCopy entity.
 func (_u *ExamCopyUpdateOne) Save(ctx context.Context) (*ExamCopy, error) {
-	_u.defaults()
+	if err := _u.defaults(); err != nil {
+		return nil, err
+	}
 	return withHooks(ctx, _u.sqlSave, _u.mutation, _u.hooks)
 }
 
@@ -1676,11 +1684,15 @@ func (_u *ExamCopyUpdateOne) ExecX(ctx context.Context) {
 }
 
 // defaults sets the default values of the builder before save.
-func (_u *ExamCopyUpdateOne) defaults() {
+func (_u *ExamCopyUpdateOne) defaults() error {
 	if _, ok := _u.mutation.UpdatedAt(); !ok {
+		if examcopy.UpdateDefaultUpdatedAt == nil {
+			return fmt.Errorf("ent: uninitialized examcopy.UpdateDefaultUpdatedAt (forgotten import ent/runtime?)")
+		}
 		v := examcopy.UpdateDefaultUpdatedAt()
 		_u.mutation.SetUpdatedAt(v)
 	}
+	return nil
 }
 
 // check runs all checks and user-defined validators on the builder.

@@ -102,7 +102,9 @@ func (_c *GradingEventCreate) Mutation() *GradingEventMutation {
 
 // Save creates the GradingEvent in the database.
 func (_c *GradingEventCreate) Save(ctx context.Context) (*GradingEvent, error) {
-	_c.defaults()
+	if err := _c.defaults(); err != nil {
+		return nil, err
+	}
 	return withHooks(ctx, _c.sqlSave, _c.mutation, _c.hooks)
 }
 
@@ -129,15 +131,22 @@ func (_c *GradingEventCreate) ExecX(ctx context.Context) {
 }
 
 // defaults sets the default values of the builder before save.
-func (_c *GradingEventCreate) defaults() {
+func (_c *GradingEventCreate) defaults() error {
 	if _, ok := _c.mutation.At(); !ok {
+		if gradingevent.DefaultAt == nil {
+			return fmt.Errorf("ent: uninitialized gradingevent.DefaultAt (forgotten import ent/runtime?)")
+		}
 		v := gradingevent.DefaultAt()
 		_c.mutation.SetAt(v)
 	}
 	if _, ok := _c.mutation.ID(); !ok {
+		if gradingevent.DefaultID == nil {
+			return fmt.Errorf("ent: uninitialized gradingevent.DefaultID (forgotten import ent/runtime?)")
+		}
 		v := gradingevent.DefaultID()
 		_c.mutation.SetID(v)
 	}
+	return nil
 }
 
 // check runs all checks and user-defined validators on the builder.

@@ -277,7 +277,9 @@ func (_c *JobCreate) Mutation() *JobMutation {
 
 // Save creates the Job in the database.
 func (_c *JobCreate) Save(ctx context.Context) (*Job, error) {
-	_c.defaults()
+	if err := _c.defaults(); err != nil {
+		return nil, err
+	}
 	return withHooks(ctx, _c.sqlSave, _c.mutation, _c.hooks)
 }
 
@@ -304,7 +306,7 @@ func (_c *JobCreate) ExecX(ctx context.Context) {
 }
 
 // defaults sets the default values of the builder before save.
-func (_c *JobCreate) defaults() {
+func (_c *JobCreate) defaults() error {
 	if _, ok := _c.mutation.State(); !ok {
 		v := job.DefaultState
 		_c.mutation.SetState(v)
@@ -322,17 +324,27 @@ func (_c *JobCreate) defaults() {
 		_c.mutation.SetAttempts(v)
 	}
 	if _, ok := _c.mutation.CreatedAt(); !ok {
+		if job.DefaultCreatedAt == nil {
+			return fmt.Errorf("ent: uninitialized job.DefaultCreatedAt (forgotten import ent/runtime?)")
+		}
 		v := job.DefaultCreatedAt()
 		_c.mutation.SetCreatedAt(v)
 	}
 	if _, ok := _c.mutation.UpdatedAt(); !ok {
+		if job.DefaultUpdatedAt == nil {
+			return fmt.Errorf("ent: uninitialized job.DefaultUpdatedAt (forgotten import ent/runtime?)")
+		}
 		v := job.DefaultUpdatedAt()
 		_c.mutation.SetUpdatedAt(v)
 	}
 	if _, ok := _c.mutation.ID(); !ok {
+		if job.DefaultID == nil {
+			return fmt.Errorf("ent: uninitialized job.DefaultID (forgotten import ent/runtime?)")
+		}
 		v := job.DefaultID()
 		_c.mutation.SetID(v)
 	}
+	return nil
 }
 
 // check runs all checks and user-defined validators on the builder.

@@ -4,6 +4,7 @@ package ent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 
@@ -437,6 +438,12 @@ func (_q *JobQuery) prepareQuery(ctx context.Context) error {
 			return err
 		}
 		_q.sql = prev
+	}
+	if job.Policy == nil {
+		return errors.New("ent: uninitialized job.Policy (forgotten import ent/runtime?)")
+	}
+	if err := job.Policy.EvalQuery(ctx, _q); err != nil {
+		return err
 	}
 	return nil
 }

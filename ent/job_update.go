@@ -374,7 +374,9 @@ func (_u *JobUpdate) ClearRequestedBy() *JobUpdate {
 
 // Save executes the query and returns the number of nodes affected by the update operation.
 func (_u *JobUpdate) Save(ctx context.Context) (int, error) {
-	_u.defaults()
+	if err := _u.defaults(); err != nil {
+		return 0, err
+	}
 	return withHooks(ctx, _u.sqlSave, _u.mutation, _u.hooks)
 }
 
@@ -401,11 +403,15 @@ func (_u *JobUpdate) ExecX(ctx context.Context) {
 }
 
 // defaults sets the default values of the builder before save.
-func (_u *JobUpdate) defaults() {
+func (_u *JobUpdate) defaults() error {
 	if _, ok := _u.mutation.UpdatedAt(); !ok {
+		if job.UpdateDefaultUpdatedAt == nil {
+			return fmt.Errorf("ent: uninitialized job.UpdateDefaultUpdatedAt (forgotten import ent/runtime?)")
+		}
 		v := job.UpdateDefaultUpdatedAt()
 		_u.mutation.SetUpdatedAt(v)
 	}
+	return nil
 }
 
 // check runs all checks and user-defined validators on the builder.
@@ -1010,7 +1016,9 @@ func (_u *JobUpdateOne) Select(field string, fields ...string) *JobUpdateOne {
 
 // Save executes the query and returns the updated Job entity.
 func (_u *JobUpdateOne) Save(ctx context.Context) (*Job, error) {
-	_u.defaults()
+	if err := _u.defaults(); err != nil {
+		return nil, err
+	}
 	return withHooks(ctx, _u.sqlSave, _u.mutation, _u.hooks)
 }
 
@@ -1037,11 +1045,15 @@ func (_u *JobUpdateOne) ExecX(ctx context.Context) {
 }
 
 // defaults sets the default values of the builder before save.
-func (_u *JobUpdateOne) defaults() {
+func (_u *JobUpdateOne) defaults() error {
 	if _, ok := _u.mutation.UpdatedAt(); !ok {
+		if job.UpdateDefaultUpdatedAt == nil {
+			return fmt.Errorf("ent: uninitialized job.UpdateDefaultUpdatedAt (forgotten import ent/runtime?)")
+		}
 		v := job.UpdateDefaultUpdatedAt()
 		_u.mutation.SetUpdatedAt(v)
 	}
+	return nil
 }
 
 // check runs all checks and user-defined validators on the builder.

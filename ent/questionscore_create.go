@@ -130,7 +130,9 @@ func (_c *QuestionScoreCreate) Mutation() *QuestionScoreMutation {
 
 // Save creates the QuestionScore in the database.
 func (_c *QuestionScoreCreate) Save(ctx context.Context) (*QuestionScore, error) {
-	_c.defaults()
+	if err := _c.defaults(); err != nil {
+		return nil, err
+	}
 	return withHooks(ctx, _c.sqlSave, _c.mutation, _c.hooks)
 }
 
@@ -157,12 +159,18 @@ func (_c *QuestionScoreCreate) ExecX(ctx context.Context) {
 }
 
 // defaults sets the default values of the builder before save.
-func (_c *QuestionScoreCreate) defaults() {
+func (_c *QuestionScoreCreate) defaults() error {
 	if _, ok := _c.mutation.CreatedAt(); !ok {
+		if questionscore.DefaultCreatedAt == nil {
+			return fmt.Errorf("ent: uninitialized questionscore.DefaultCreatedAt (forgotten import ent/runtime?)")
+		}
 		v := questionscore.DefaultCreatedAt()
 		_c.mutation.SetCreatedAt(v)
 	}
 	if _, ok := _c.mutation.UpdatedAt(); !ok {
+		if questionscore.DefaultUpdatedAt == nil {
+			return fmt.Errorf("ent: uninitialized questionscore.DefaultUpdatedAt (forgotten import ent/runtime?)")
+		}
 		v := questionscore.DefaultUpdatedAt()
 		_c.mutation.SetUpdatedAt(v)
 	}
@@ -171,9 +179,13 @@ func (_c *QuestionScoreCreate) defaults() {
 		_c.mutation.SetRemark(v)
 	}
 	if _, ok := _c.mutation.ID(); !ok {
+		if questionscore.DefaultID == nil {
+			return fmt.Errorf("ent: uninitialized questionscore.DefaultID (forgotten import ent/runtime?)")
+		}
 		v := questionscore.DefaultID()
 		_c.mutation.SetID(v)
 	}
+	return nil
 }
 
 // check runs all checks and user-defined validators on the builder.

@@ -149,7 +149,9 @@ func (_u *QuestionScoreUpdate) ClearScoredBy() *QuestionScoreUpdate {
 
 // Save executes the query and returns the number of nodes affected by the update operation.
 func (_u *QuestionScoreUpdate) Save(ctx context.Context) (int, error) {
-	_u.defaults()
+	if err := _u.defaults(); err != nil {
+		return 0, err
+	}
 	return withHooks(ctx, _u.sqlSave, _u.mutation, _u.hooks)
 }
 
@@ -176,11 +178,15 @@ func (_u *QuestionScoreUpdate) ExecX(ctx context.Context) {
 }
 
 // defaults sets the default values of the builder before save.
-func (_u *QuestionScoreUpdate) defaults() {
+func (_u *QuestionScoreUpdate) defaults() error {
 	if _, ok := _u.mutation.UpdatedAt(); !ok {
+		if questionscore.UpdateDefaultUpdatedAt == nil {
+			return fmt.Errorf("ent: uninitialized questionscore.UpdateDefaultUpdatedAt (forgotten import ent/runtime?)")
+		}
 		v := questionscore.UpdateDefaultUpdatedAt()
 		_u.mutation.SetUpdatedAt(v)
 	}
+	return nil
 }
 
 // check runs all checks and user-defined validators on the builder.
@@ -455,7 +461,9 @@ func (_u *QuestionScoreUpdateOne) Select(field string, fields ...string) *Questi
 
 // Save executes the query and returns the updated QuestionScore entity.
 func (_u *QuestionScoreUpdateOne) Save(ctx context.Context) (*QuestionScore, error) {
-	_u.defaults()
+	if err := _u.defaults(); err != nil {
+		return nil, err
+	}
 	return withHooks(ctx, _u.sqlSave, _u.mutation, _u.hooks)
 }
 
@@ -482,11 +490,15 @@ func (_u *QuestionScoreUpdateOne) ExecX(ctx context.Context) {
 }
 
 // defaults sets the default values of the builder before save.
-func (_u *QuestionScoreUpdateOne) defaults() {
+func (_u *QuestionScoreUpdateOne) defaults() error {
 	if _, ok := _u.mutation.UpdatedAt(); !ok {
+		if questionscore.UpdateDefaultUpdatedAt == nil {
+			return fmt.Errorf("ent: uninitialized questionscore.UpdateDefaultUpdatedAt (forgotten import ent/runtime?)")
+		}
 		v := questionscore.UpdateDefaultUpdatedAt()
 		_u.mutation.SetUpdatedAt(v)
 	}
+	return nil
 }
 
 // check runs all checks and user-defined validators on the builder.

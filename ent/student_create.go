@@ -160,7 +160,9 @@ func (_c *StudentCreate) Mutation() *StudentMutation {
 
 // Save creates the Student in the database.
 func (_c *StudentCreate) Save(ctx context.Context) (*Student, error) {
-	_c.defaults()
+	if err := _c.defaults(); err != nil {
+		return nil, err
+	}
 	return withHooks(ctx, _c.sqlSave, _c.mutation, _c.hooks)
 }
 
@@ -187,19 +189,29 @@ func (_c *StudentCreate) ExecX(ctx context.Context) {
 }
 
 // defaults sets the default values of the builder before save.
-func (_c *StudentCreate) defaults() {
+func (_c *StudentCreate) defaults() error {
 	if _, ok := _c.mutation.CreatedAt(); !ok {
+		if student.DefaultCreatedAt == nil {
+			return fmt.Errorf("ent: uninitialized student.DefaultCreatedAt (forgotten import ent/runtime?)")
+		}
 		v := student.DefaultCreatedAt()
 		_c.mutation.SetCreatedAt(v)
 	}
 	if _, ok := _c.mutation.UpdatedAt(); !ok {
+		if student.DefaultUpdatedAt == nil {
+			return fmt.Errorf("ent: uninitialized student.DefaultUpdatedAt (forgotten import ent/runtime?)")
+		}
 		v := student.DefaultUpdatedAt()
 		_c.mutation.SetUpdatedAt(v)
 	}
 	if _, ok := _c.mutation.ID(); !ok {
+		if student.DefaultID == nil {
+			return fmt.Errorf("ent: uninitialized student.DefaultID (forgotten import ent/runtime?)")
+		}
 		v := student.DefaultID()
 		_c.mutation.SetID(v)
 	}
+	return nil
 }
 
 // check runs all checks and user-defined validators on the builder.

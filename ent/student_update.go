@@ -207,7 +207,9 @@ func (_u *StudentUpdate) RemoveCopies(v ...*ExamCopy) *StudentUpdate {
 
 // Save executes the query and returns the number of nodes affected by the update operation.
 func (_u *StudentUpdate) Save(ctx context.Context) (int, error) {
-	_u.defaults()
+	if err := _u.defaults(); err != nil {
+		return 0, err
+	}
 	return withHooks(ctx, _u.sqlSave, _u.mutation, _u.hooks)
 }
 
@@ -234,11 +236,15 @@ func (_u *StudentUpdate) ExecX(ctx context.Context) {
 }
 
 // defaults sets the default values of the builder before save.
-func (_u *StudentUpdate) defaults() {
+func (_u *StudentUpdate) defaults() error {
 	if _, ok := _u.mutation.UpdatedAt(); !ok {
+		if student.UpdateDefaultUpdatedAt == nil {
+			return fmt.Errorf("ent: uninitialized student.UpdateDefaultUpdatedAt (forgotten import ent/runtime?)")
+		}
 		v := student.UpdateDefaultUpdatedAt()
 		_u.mutation.SetUpdatedAt(v)
 	}
+	return nil
 }
 
 // check runs all checks and user-defined validators on the builder.
@@ -611,7 +617,9 @@ func (_u *StudentUpdateOne) Select(field string, fields ...string) *StudentUpdat
 
 // Save executes the query and returns the updated Student entity.
 func (_u *StudentUpdateOne) Save(ctx context.Context) (*Student, error) {
-	_u.defaults()
+	if err := _u.defaults(); err != nil {
+		return nil, err
+	}
 	return withHooks(ctx, _u.sqlSave, _u.mutation, _u.hooks)
 }
 
@@ -638,11 +646,15 @@ func (_u *StudentUpdateOne) ExecX(ctx context.Context) {
 }
 
 // defaults sets the default values of the builder before save.
-func (_u *StudentUpdateOne) defaults() {
+func (_u *StudentUpdateOne) defaults() error {
 	if _, ok := _u.mutation.UpdatedAt(); !ok {
+		if student.UpdateDefaultUpdatedAt == nil {
+			return fmt.Errorf("ent: uninitialized student.UpdateDefaultUpdatedAt (forgotten import ent/runtime?)")
+		}
 		v := student.UpdateDefaultUpdatedAt()
 		_u.mutation.SetUpdatedAt(v)
 	}
+	return nil
 }
 
 // check runs all checks and user-defined validators on the builder.

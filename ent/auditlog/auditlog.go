@@ -5,6 +5,7 @@ package auditlog
 import (
 	"time"
 
+	"entgo.io/ent"
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
 )
@@ -60,7 +61,14 @@ func ValidColumn(column string) bool {
 	return false
 }
 
+// Note that the variables below are initialized by the runtime
+// package on the initialization of the application. Therefore,
+// it should be imported in the main as follows:
+//
+//	import _ "github.com/korrigo/korrigo/ent/runtime"
 var (
+	Hooks  [2]ent.Hook
+	Policy ent.Policy
 	// ActorIDValidator is a validator for the "actor_id" field. It is called by the builders before save.
 	ActorIDValidator func(string) error
 	// ActionValidator is a validator for the "action" field. It is called by the builders before save.

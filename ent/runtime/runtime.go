@@ -2,7 +2,1162 @@
 
 package runtime
 
-// The schema-stitching logic is generated in github.com/korrigo/korrigo/ent/runtime.go
+import (
+	"context"
+	"time"
+
+	"github.com/korrigo/korrigo/ent/annotation"
+	"github.com/korrigo/korrigo/ent/annotationrevision"
+	"github.com/korrigo/korrigo/ent/apitoken"
+	"github.com/korrigo/korrigo/ent/auditlog"
+	"github.com/korrigo/korrigo/ent/blob"
+	"github.com/korrigo/korrigo/ent/copylock"
+	"github.com/korrigo/korrigo/ent/draft"
+	"github.com/korrigo/korrigo/ent/exam"
+	"github.com/korrigo/korrigo/ent/examcopy"
+	"github.com/korrigo/korrigo/ent/gradingevent"
+	"github.com/korrigo/korrigo/ent/job"
+	"github.com/korrigo/korrigo/ent/questionscore"
+	"github.com/korrigo/korrigo/ent/schema"
+	"github.com/korrigo/korrigo/ent/session"
+	"github.com/korrigo/korrigo/ent/student"
+	"github.com/korrigo/korrigo/ent/user"
+	"github.com/korrigo/korrigo/grading/scheme"
+
+	"entgo.io/ent"
+	"entgo.io/ent/privacy"
+)
+
+// The init function reads all schema descriptors with runtime code
+// (default values, validators, hooks and policies) and stitches it
+// to their package variables.
+func init() {
+	annotationMixin := schema.Annotation{}.Mixin()
+	annotation.Policy = privacy.NewPolicies(schema.Annotation{})
+	annotation.Hooks[0] = func(next ent.Mutator) ent.Mutator {
+		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+			if err := annotation.Policy.EvalMutation(ctx, m); err != nil {
+				return nil, err
+			}
+			return next.Mutate(ctx, m)
+		})
+	}
+	annotationMixinFields0 := annotationMixin[0].Fields()
+	_ = annotationMixinFields0
+	annotationMixinFields1 := annotationMixin[1].Fields()
+	_ = annotationMixinFields1
+	annotationFields := schema.Annotation{}.Fields()
+	_ = annotationFields
+	// annotationDescCreatedAt is the schema descriptor for created_at field.
+	annotationDescCreatedAt := annotationMixinFields1[0].Descriptor()
+	// annotation.DefaultCreatedAt holds the default value on creation for the created_at field.
+	annotation.DefaultCreatedAt = annotationDescCreatedAt.Default.(func() time.Time)
+	// annotationDescUpdatedAt is the schema descriptor for updated_at field.
+	annotationDescUpdatedAt := annotationMixinFields1[1].Descriptor()
+	// annotation.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	annotation.DefaultUpdatedAt = annotationDescUpdatedAt.Default.(func() time.Time)
+	// annotation.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
+	annotation.UpdateDefaultUpdatedAt = annotationDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// annotationDescCopyID is the schema descriptor for copy_id field.
+	annotationDescCopyID := annotationFields[0].Descriptor()
+	// annotation.CopyIDValidator is a validator for the "copy_id" field. It is called by the builders before save.
+	annotation.CopyIDValidator = annotationDescCopyID.Validators[0].(func(string) error)
+	// annotationDescPageIndex is the schema descriptor for page_index field.
+	annotationDescPageIndex := annotationFields[1].Descriptor()
+	// annotation.PageIndexValidator is a validator for the "page_index" field. It is called by the builders before save.
+	annotation.PageIndexValidator = annotationDescPageIndex.Validators[0].(func(int) error)
+	// annotationDescText is the schema descriptor for text field.
+	annotationDescText := annotationFields[7].Descriptor()
+	// annotation.DefaultText holds the default value on creation for the text field.
+	annotation.DefaultText = annotationDescText.Default.(string)
+	// annotation.TextValidator is a validator for the "text" field. It is called by the builders before save.
+	annotation.TextValidator = annotationDescText.Validators[0].(func(string) error)
+	// annotationDescAuthorID is the schema descriptor for author_id field.
+	annotationDescAuthorID := annotationFields[9].Descriptor()
+	// annotation.AuthorIDValidator is a validator for the "author_id" field. It is called by the builders before save.
+	annotation.AuthorIDValidator = annotationDescAuthorID.Validators[0].(func(string) error)
+	// annotationDescVersion is the schema descriptor for version field.
+	annotationDescVersion := annotationFields[10].Descriptor()
+	// annotation.DefaultVersion holds the default value on creation for the version field.
+	annotation.DefaultVersion = annotationDescVersion.Default.(int)
+	// annotationDescID is the schema descriptor for id field.
+	annotationDescID := annotationMixinFields0[0].Descriptor()
+	// annotation.DefaultID holds the default value on creation for the id field.
+	annotation.DefaultID = annotationDescID.Default.(func() string)
+	// annotation.IDValidator is a validator for the "id" field. It is called by the builders before save.
+	annotation.IDValidator = func() func(string) error {
+		validators := annotationDescID.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(id string) error {
+			for _, fn := range fns {
+				if err := fn(id); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	annotationrevisionMixin := schema.AnnotationRevision{}.Mixin()
+	annotationrevision.Policy = privacy.NewPolicies(schema.AnnotationRevision{})
+	annotationrevision.Hooks[0] = func(next ent.Mutator) ent.Mutator {
+		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+			if err := annotationrevision.Policy.EvalMutation(ctx, m); err != nil {
+				return nil, err
+			}
+			return next.Mutate(ctx, m)
+		})
+	}
+	annotationrevisionHooks := schema.AnnotationRevision{}.Hooks()
+
+	annotationrevision.Hooks[1] = annotationrevisionHooks[0]
+	annotationrevisionMixinFields0 := annotationrevisionMixin[0].Fields()
+	_ = annotationrevisionMixinFields0
+	annotationrevisionFields := schema.AnnotationRevision{}.Fields()
+	_ = annotationrevisionFields
+	// annotationrevisionDescAnnotationID is the schema descriptor for annotation_id field.
+	annotationrevisionDescAnnotationID := annotationrevisionFields[0].Descriptor()
+	// annotationrevision.AnnotationIDValidator is a validator for the "annotation_id" field. It is called by the builders before save.
+	annotationrevision.AnnotationIDValidator = annotationrevisionDescAnnotationID.Validators[0].(func(string) error)
+	// annotationrevisionDescAuthorID is the schema descriptor for author_id field.
+	annotationrevisionDescAuthorID := annotationrevisionFields[4].Descriptor()
+	// annotationrevision.AuthorIDValidator is a validator for the "author_id" field. It is called by the builders before save.
+	annotationrevision.AuthorIDValidator = annotationrevisionDescAuthorID.Validators[0].(func(string) error)
+	// annotationrevisionDescAt is the schema descriptor for at field.
+	annotationrevisionDescAt := annotationrevisionFields[5].Descriptor()
+	// annotationrevision.DefaultAt holds the default value on creation for the at field.
+	annotationrevision.DefaultAt = annotationrevisionDescAt.Default.(func() time.Time)
+	// annotationrevisionDescID is the schema descriptor for id field.
+	annotationrevisionDescID := annotationrevisionMixinFields0[0].Descriptor()
+	// annotationrevision.DefaultID holds the default value on creation for the id field.
+	annotationrevision.DefaultID = annotationrevisionDescID.Default.(func() string)
+	// annotationrevision.IDValidator is a validator for the "id" field. It is called by the builders before save.
+	annotationrevision.IDValidator = func() func(string) error {
+		validators := annotationrevisionDescID.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(id string) error {
+			for _, fn := range fns {
+				if err := fn(id); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	apitokenMixin := schema.ApiToken{}.Mixin()
+	apitoken.Policy = privacy.NewPolicies(schema.ApiToken{})
+	apitoken.Hooks[0] = func(next ent.Mutator) ent.Mutator {
+		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+			if err := apitoken.Policy.EvalMutation(ctx, m); err != nil {
+				return nil, err
+			}
+			return next.Mutate(ctx, m)
+		})
+	}
+	apitokenMixinFields0 := apitokenMixin[0].Fields()
+	_ = apitokenMixinFields0
+	apitokenMixinFields1 := apitokenMixin[1].Fields()
+	_ = apitokenMixinFields1
+	apitokenFields := schema.ApiToken{}.Fields()
+	_ = apitokenFields
+	// apitokenDescCreatedAt is the schema descriptor for created_at field.
+	apitokenDescCreatedAt := apitokenMixinFields1[0].Descriptor()
+	// apitoken.DefaultCreatedAt holds the default value on creation for the created_at field.
+	apitoken.DefaultCreatedAt = apitokenDescCreatedAt.Default.(func() time.Time)
+	// apitokenDescUpdatedAt is the schema descriptor for updated_at field.
+	apitokenDescUpdatedAt := apitokenMixinFields1[1].Descriptor()
+	// apitoken.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	apitoken.DefaultUpdatedAt = apitokenDescUpdatedAt.Default.(func() time.Time)
+	// apitoken.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
+	apitoken.UpdateDefaultUpdatedAt = apitokenDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// apitokenDescName is the schema descriptor for name field.
+	apitokenDescName := apitokenFields[0].Descriptor()
+	// apitoken.NameValidator is a validator for the "name" field. It is called by the builders before save.
+	apitoken.NameValidator = func() func(string) error {
+		validators := apitokenDescName.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(name string) error {
+			for _, fn := range fns {
+				if err := fn(name); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// apitokenDescPrefix is the schema descriptor for prefix field.
+	apitokenDescPrefix := apitokenFields[2].Descriptor()
+	// apitoken.PrefixValidator is a validator for the "prefix" field. It is called by the builders before save.
+	apitoken.PrefixValidator = apitokenDescPrefix.Validators[0].(func(string) error)
+	// apitokenDescOwnerID is the schema descriptor for owner_id field.
+	apitokenDescOwnerID := apitokenFields[4].Descriptor()
+	// apitoken.OwnerIDValidator is a validator for the "owner_id" field. It is called by the builders before save.
+	apitoken.OwnerIDValidator = apitokenDescOwnerID.Validators[0].(func(string) error)
+	// apitokenDescID is the schema descriptor for id field.
+	apitokenDescID := apitokenMixinFields0[0].Descriptor()
+	// apitoken.DefaultID holds the default value on creation for the id field.
+	apitoken.DefaultID = apitokenDescID.Default.(func() string)
+	// apitoken.IDValidator is a validator for the "id" field. It is called by the builders before save.
+	apitoken.IDValidator = func() func(string) error {
+		validators := apitokenDescID.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(id string) error {
+			for _, fn := range fns {
+				if err := fn(id); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	auditlogMixin := schema.AuditLog{}.Mixin()
+	auditlog.Policy = privacy.NewPolicies(schema.AuditLog{})
+	auditlog.Hooks[0] = func(next ent.Mutator) ent.Mutator {
+		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+			if err := auditlog.Policy.EvalMutation(ctx, m); err != nil {
+				return nil, err
+			}
+			return next.Mutate(ctx, m)
+		})
+	}
+	auditlogHooks := schema.AuditLog{}.Hooks()
+
+	auditlog.Hooks[1] = auditlogHooks[0]
+	auditlogMixinFields0 := auditlogMixin[0].Fields()
+	_ = auditlogMixinFields0
+	auditlogFields := schema.AuditLog{}.Fields()
+	_ = auditlogFields
+	// auditlogDescActorID is the schema descriptor for actor_id field.
+	auditlogDescActorID := auditlogFields[0].Descriptor()
+	// auditlog.ActorIDValidator is a validator for the "actor_id" field. It is called by the builders before save.
+	auditlog.ActorIDValidator = auditlogDescActorID.Validators[0].(func(string) error)
+	// auditlogDescAction is the schema descriptor for action field.
+	auditlogDescAction := auditlogFields[1].Descriptor()
+	// auditlog.ActionValidator is a validator for the "action" field. It is called by the builders before save.
+	auditlog.ActionValidator = func() func(string) error {
+		validators := auditlogDescAction.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(action string) error {
+			for _, fn := range fns {
+				if err := fn(action); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// auditlogDescTarget is the schema descriptor for target field.
+	auditlogDescTarget := auditlogFields[2].Descriptor()
+	// auditlog.DefaultTarget holds the default value on creation for the target field.
+	auditlog.DefaultTarget = auditlogDescTarget.Default.(string)
+	// auditlog.TargetValidator is a validator for the "target" field. It is called by the builders before save.
+	auditlog.TargetValidator = auditlogDescTarget.Validators[0].(func(string) error)
+	// auditlogDescIP is the schema descriptor for ip field.
+	auditlogDescIP := auditlogFields[3].Descriptor()
+	// auditlog.DefaultIP holds the default value on creation for the ip field.
+	auditlog.DefaultIP = auditlogDescIP.Default.(string)
+	// auditlog.IPValidator is a validator for the "ip" field. It is called by the builders before save.
+	auditlog.IPValidator = auditlogDescIP.Validators[0].(func(string) error)
+	// auditlogDescAt is the schema descriptor for at field.
+	auditlogDescAt := auditlogFields[5].Descriptor()
+	// auditlog.DefaultAt holds the default value on creation for the at field.
+	auditlog.DefaultAt = auditlogDescAt.Default.(func() time.Time)
+	// auditlogDescID is the schema descriptor for id field.
+	auditlogDescID := auditlogMixinFields0[0].Descriptor()
+	// auditlog.DefaultID holds the default value on creation for the id field.
+	auditlog.DefaultID = auditlogDescID.Default.(func() string)
+	// auditlog.IDValidator is a validator for the "id" field. It is called by the builders before save.
+	auditlog.IDValidator = func() func(string) error {
+		validators := auditlogDescID.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(id string) error {
+			for _, fn := range fns {
+				if err := fn(id); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	blobMixin := schema.Blob{}.Mixin()
+	blob.Policy = privacy.NewPolicies(schema.Blob{})
+	blob.Hooks[0] = func(next ent.Mutator) ent.Mutator {
+		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+			if err := blob.Policy.EvalMutation(ctx, m); err != nil {
+				return nil, err
+			}
+			return next.Mutate(ctx, m)
+		})
+	}
+	blobMixinFields0 := blobMixin[0].Fields()
+	_ = blobMixinFields0
+	blobFields := schema.Blob{}.Fields()
+	_ = blobFields
+	// blobDescSha256 is the schema descriptor for sha256 field.
+	blobDescSha256 := blobFields[0].Descriptor()
+	// blob.Sha256Validator is a validator for the "sha256" field. It is called by the builders before save.
+	blob.Sha256Validator = func() func(string) error {
+		validators := blobDescSha256.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(sha256 string) error {
+			for _, fn := range fns {
+				if err := fn(sha256); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// blobDescSize is the schema descriptor for size field.
+	blobDescSize := blobFields[1].Descriptor()
+	// blob.SizeValidator is a validator for the "size" field. It is called by the builders before save.
+	blob.SizeValidator = blobDescSize.Validators[0].(func(int64) error)
+	// blobDescMediaType is the schema descriptor for media_type field.
+	blobDescMediaType := blobFields[2].Descriptor()
+	// blob.MediaTypeValidator is a validator for the "media_type" field. It is called by the builders before save.
+	blob.MediaTypeValidator = blobDescMediaType.Validators[0].(func(string) error)
+	// blobDescPages is the schema descriptor for pages field.
+	blobDescPages := blobFields[3].Descriptor()
+	// blob.DefaultPages holds the default value on creation for the pages field.
+	blob.DefaultPages = blobDescPages.Default.(int)
+	// blobDescCreatedAt is the schema descriptor for created_at field.
+	blobDescCreatedAt := blobFields[4].Descriptor()
+	// blob.DefaultCreatedAt holds the default value on creation for the created_at field.
+	blob.DefaultCreatedAt = blobDescCreatedAt.Default.(func() time.Time)
+	// blobDescID is the schema descriptor for id field.
+	blobDescID := blobMixinFields0[0].Descriptor()
+	// blob.DefaultID holds the default value on creation for the id field.
+	blob.DefaultID = blobDescID.Default.(func() string)
+	// blob.IDValidator is a validator for the "id" field. It is called by the builders before save.
+	blob.IDValidator = func() func(string) error {
+		validators := blobDescID.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(id string) error {
+			for _, fn := range fns {
+				if err := fn(id); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	copylockMixin := schema.CopyLock{}.Mixin()
+	copylock.Policy = privacy.NewPolicies(schema.CopyLock{})
+	copylock.Hooks[0] = func(next ent.Mutator) ent.Mutator {
+		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+			if err := copylock.Policy.EvalMutation(ctx, m); err != nil {
+				return nil, err
+			}
+			return next.Mutate(ctx, m)
+		})
+	}
+	copylockMixinFields0 := copylockMixin[0].Fields()
+	_ = copylockMixinFields0
+	copylockFields := schema.CopyLock{}.Fields()
+	_ = copylockFields
+	// copylockDescCopyID is the schema descriptor for copy_id field.
+	copylockDescCopyID := copylockFields[0].Descriptor()
+	// copylock.CopyIDValidator is a validator for the "copy_id" field. It is called by the builders before save.
+	copylock.CopyIDValidator = copylockDescCopyID.Validators[0].(func(string) error)
+	// copylockDescOwnerID is the schema descriptor for owner_id field.
+	copylockDescOwnerID := copylockFields[1].Descriptor()
+	// copylock.OwnerIDValidator is a validator for the "owner_id" field. It is called by the builders before save.
+	copylock.OwnerIDValidator = copylockDescOwnerID.Validators[0].(func(string) error)
+	// copylockDescToken is the schema descriptor for token field.
+	copylockDescToken := copylockFields[2].Descriptor()
+	// copylock.TokenValidator is a validator for the "token" field. It is called by the builders before save.
+	copylock.TokenValidator = copylockDescToken.Validators[0].(func(string) error)
+	// copylockDescAcquiredAt is the schema descriptor for acquired_at field.
+	copylockDescAcquiredAt := copylockFields[3].Descriptor()
+	// copylock.DefaultAcquiredAt holds the default value on creation for the acquired_at field.
+	copylock.DefaultAcquiredAt = copylockDescAcquiredAt.Default.(func() time.Time)
+	// copylockDescID is the schema descriptor for id field.
+	copylockDescID := copylockMixinFields0[0].Descriptor()
+	// copylock.DefaultID holds the default value on creation for the id field.
+	copylock.DefaultID = copylockDescID.Default.(func() string)
+	// copylock.IDValidator is a validator for the "id" field. It is called by the builders before save.
+	copylock.IDValidator = func() func(string) error {
+		validators := copylockDescID.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(id string) error {
+			for _, fn := range fns {
+				if err := fn(id); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	draftMixin := schema.Draft{}.Mixin()
+	draft.Policy = privacy.NewPolicies(schema.Draft{})
+	draft.Hooks[0] = func(next ent.Mutator) ent.Mutator {
+		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+			if err := draft.Policy.EvalMutation(ctx, m); err != nil {
+				return nil, err
+			}
+			return next.Mutate(ctx, m)
+		})
+	}
+	draftMixinFields0 := draftMixin[0].Fields()
+	_ = draftMixinFields0
+	draftMixinFields1 := draftMixin[1].Fields()
+	_ = draftMixinFields1
+	draftFields := schema.Draft{}.Fields()
+	_ = draftFields
+	// draftDescCreatedAt is the schema descriptor for created_at field.
+	draftDescCreatedAt := draftMixinFields1[0].Descriptor()
+	// draft.DefaultCreatedAt holds the default value on creation for the created_at field.
+	draft.DefaultCreatedAt = draftDescCreatedAt.Default.(func() time.Time)
+	// draftDescUpdatedAt is the schema descriptor for updated_at field.
+	draftDescUpdatedAt := draftMixinFields1[1].Descriptor()
+	// draft.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	draft.DefaultUpdatedAt = draftDescUpdatedAt.Default.(func() time.Time)
+	// draft.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
+	draft.UpdateDefaultUpdatedAt = draftDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// draftDescCopyID is the schema descriptor for copy_id field.
+	draftDescCopyID := draftFields[0].Descriptor()
+	// draft.CopyIDValidator is a validator for the "copy_id" field. It is called by the builders before save.
+	draft.CopyIDValidator = draftDescCopyID.Validators[0].(func(string) error)
+	// draftDescOwnerID is the schema descriptor for owner_id field.
+	draftDescOwnerID := draftFields[1].Descriptor()
+	// draft.OwnerIDValidator is a validator for the "owner_id" field. It is called by the builders before save.
+	draft.OwnerIDValidator = draftDescOwnerID.Validators[0].(func(string) error)
+	// draftDescClientID is the schema descriptor for client_id field.
+	draftDescClientID := draftFields[2].Descriptor()
+	// draft.ClientIDValidator is a validator for the "client_id" field. It is called by the builders before save.
+	draft.ClientIDValidator = func() func(string) error {
+		validators := draftDescClientID.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(client_id string) error {
+			for _, fn := range fns {
+				if err := fn(client_id); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// draftDescVersion is the schema descriptor for version field.
+	draftDescVersion := draftFields[4].Descriptor()
+	// draft.DefaultVersion holds the default value on creation for the version field.
+	draft.DefaultVersion = draftDescVersion.Default.(int)
+	// draftDescID is the schema descriptor for id field.
+	draftDescID := draftMixinFields0[0].Descriptor()
+	// draft.DefaultID holds the default value on creation for the id field.
+	draft.DefaultID = draftDescID.Default.(func() string)
+	// draft.IDValidator is a validator for the "id" field. It is called by the builders before save.
+	draft.IDValidator = func() func(string) error {
+		validators := draftDescID.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(id string) error {
+			for _, fn := range fns {
+				if err := fn(id); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	examMixin := schema.Exam{}.Mixin()
+	exam.Policy = privacy.NewPolicies(schema.Exam{})
+	exam.Hooks[0] = func(next ent.Mutator) ent.Mutator {
+		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+			if err := exam.Policy.EvalMutation(ctx, m); err != nil {
+				return nil, err
+			}
+			return next.Mutate(ctx, m)
+		})
+	}
+	examMixinFields0 := examMixin[0].Fields()
+	_ = examMixinFields0
+	examMixinFields1 := examMixin[1].Fields()
+	_ = examMixinFields1
+	examFields := schema.Exam{}.Fields()
+	_ = examFields
+	// examDescCreatedAt is the schema descriptor for created_at field.
+	examDescCreatedAt := examMixinFields1[0].Descriptor()
+	// exam.DefaultCreatedAt holds the default value on creation for the created_at field.
+	exam.DefaultCreatedAt = examDescCreatedAt.Default.(func() time.Time)
+	// examDescUpdatedAt is the schema descriptor for updated_at field.
+	examDescUpdatedAt := examMixinFields1[1].Descriptor()
+	// exam.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	exam.DefaultUpdatedAt = examDescUpdatedAt.Default.(func() time.Time)
+	// exam.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
+	exam.UpdateDefaultUpdatedAt = examDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// examDescName is the schema descriptor for name field.
+	examDescName := examFields[0].Descriptor()
+	// exam.NameValidator is a validator for the "name" field. It is called by the builders before save.
+	exam.NameValidator = func() func(string) error {
+		validators := examDescName.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(name string) error {
+			for _, fn := range fns {
+				if err := fn(name); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// examDescDate is the schema descriptor for date field.
+	examDescDate := examFields[1].Descriptor()
+	// exam.DateValidator is a validator for the "date" field. It is called by the builders before save.
+	exam.DateValidator = examDescDate.Validators[0].(func(string) error)
+	// examDescPagesPerBooklet is the schema descriptor for pages_per_booklet field.
+	examDescPagesPerBooklet := examFields[2].Descriptor()
+	// exam.PagesPerBookletValidator is a validator for the "pages_per_booklet" field. It is called by the builders before save.
+	exam.PagesPerBookletValidator = examDescPagesPerBooklet.Validators[0].(func(int) error)
+	// examDescRequireAppreciation is the schema descriptor for require_appreciation field.
+	examDescRequireAppreciation := examFields[3].Descriptor()
+	// exam.DefaultRequireAppreciation holds the default value on creation for the require_appreciation field.
+	exam.DefaultRequireAppreciation = examDescRequireAppreciation.Default.(bool)
+	// examDescScheme is the schema descriptor for scheme field.
+	examDescScheme := examFields[4].Descriptor()
+	// exam.DefaultScheme holds the default value on creation for the scheme field.
+	exam.DefaultScheme = examDescScheme.Default.(scheme.Scheme)
+	// examDescDeletedBy is the schema descriptor for deleted_by field.
+	examDescDeletedBy := examFields[8].Descriptor()
+	// exam.DeletedByValidator is a validator for the "deleted_by" field. It is called by the builders before save.
+	exam.DeletedByValidator = examDescDeletedBy.Validators[0].(func(string) error)
+	// examDescID is the schema descriptor for id field.
+	examDescID := examMixinFields0[0].Descriptor()
+	// exam.DefaultID holds the default value on creation for the id field.
+	exam.DefaultID = examDescID.Default.(func() string)
+	// exam.IDValidator is a validator for the "id" field. It is called by the builders before save.
+	exam.IDValidator = func() func(string) error {
+		validators := examDescID.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(id string) error {
+			for _, fn := range fns {
+				if err := fn(id); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	examcopyMixin := schema.ExamCopy{}.Mixin()
+	examcopy.Policy = privacy.NewPolicies(schema.ExamCopy{})
+	examcopy.Hooks[0] = func(next ent.Mutator) ent.Mutator {
+		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+			if err := examcopy.Policy.EvalMutation(ctx, m); err != nil {
+				return nil, err
+			}
+			return next.Mutate(ctx, m)
+		})
+	}
+	examcopyMixinFields0 := examcopyMixin[0].Fields()
+	_ = examcopyMixinFields0
+	examcopyMixinFields1 := examcopyMixin[1].Fields()
+	_ = examcopyMixinFields1
+	examcopyFields := schema.ExamCopy{}.Fields()
+	_ = examcopyFields
+	// examcopyDescCreatedAt is the schema descriptor for created_at field.
+	examcopyDescCreatedAt := examcopyMixinFields1[0].Descriptor()
+	// examcopy.DefaultCreatedAt holds the default value on creation for the created_at field.
+	examcopy.DefaultCreatedAt = examcopyDescCreatedAt.Default.(func() time.Time)
+	// examcopyDescUpdatedAt is the schema descriptor for updated_at field.
+	examcopyDescUpdatedAt := examcopyMixinFields1[1].Descriptor()
+	// examcopy.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	examcopy.DefaultUpdatedAt = examcopyDescUpdatedAt.Default.(func() time.Time)
+	// examcopy.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
+	examcopy.UpdateDefaultUpdatedAt = examcopyDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// examcopyDescExamID is the schema descriptor for exam_id field.
+	examcopyDescExamID := examcopyFields[0].Descriptor()
+	// examcopy.ExamIDValidator is a validator for the "exam_id" field. It is called by the builders before save.
+	examcopy.ExamIDValidator = examcopyDescExamID.Validators[0].(func(string) error)
+	// examcopyDescAnonymousID is the schema descriptor for anonymous_id field.
+	examcopyDescAnonymousID := examcopyFields[1].Descriptor()
+	// examcopy.AnonymousIDValidator is a validator for the "anonymous_id" field. It is called by the builders before save.
+	examcopy.AnonymousIDValidator = func() func(string) error {
+		validators := examcopyDescAnonymousID.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(anonymous_id string) error {
+			for _, fn := range fns {
+				if err := fn(anonymous_id); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// examcopyDescStudentID is the schema descriptor for student_id field.
+	examcopyDescStudentID := examcopyFields[3].Descriptor()
+	// examcopy.StudentIDValidator is a validator for the "student_id" field. It is called by the builders before save.
+	examcopy.StudentIDValidator = examcopyDescStudentID.Validators[0].(func(string) error)
+	// examcopyDescAssignedCorrectorID is the schema descriptor for assigned_corrector_id field.
+	examcopyDescAssignedCorrectorID := examcopyFields[4].Descriptor()
+	// examcopy.AssignedCorrectorIDValidator is a validator for the "assigned_corrector_id" field. It is called by the builders before save.
+	examcopy.AssignedCorrectorIDValidator = examcopyDescAssignedCorrectorID.Validators[0].(func(string) error)
+	// examcopyDescSourceBlobID is the schema descriptor for source_blob_id field.
+	examcopyDescSourceBlobID := examcopyFields[5].Descriptor()
+	// examcopy.SourceBlobIDValidator is a validator for the "source_blob_id" field. It is called by the builders before save.
+	examcopy.SourceBlobIDValidator = examcopyDescSourceBlobID.Validators[0].(func(string) error)
+	// examcopyDescFinalBlobID is the schema descriptor for final_blob_id field.
+	examcopyDescFinalBlobID := examcopyFields[6].Descriptor()
+	// examcopy.FinalBlobIDValidator is a validator for the "final_blob_id" field. It is called by the builders before save.
+	examcopy.FinalBlobIDValidator = examcopyDescFinalBlobID.Validators[0].(func(string) error)
+	// examcopyDescPageCount is the schema descriptor for page_count field.
+	examcopyDescPageCount := examcopyFields[7].Descriptor()
+	// examcopy.PageCountValidator is a validator for the "page_count" field. It is called by the builders before save.
+	examcopy.PageCountValidator = examcopyDescPageCount.Validators[0].(func(int) error)
+	// examcopyDescShortBooklet is the schema descriptor for short_booklet field.
+	examcopyDescShortBooklet := examcopyFields[8].Descriptor()
+	// examcopy.DefaultShortBooklet holds the default value on creation for the short_booklet field.
+	examcopy.DefaultShortBooklet = examcopyDescShortBooklet.Default.(bool)
+	// examcopyDescAppreciation is the schema descriptor for appreciation field.
+	examcopyDescAppreciation := examcopyFields[9].Descriptor()
+	// examcopy.DefaultAppreciation holds the default value on creation for the appreciation field.
+	examcopy.DefaultAppreciation = examcopyDescAppreciation.Default.(string)
+	// examcopy.AppreciationValidator is a validator for the "appreciation" field. It is called by the builders before save.
+	examcopy.AppreciationValidator = examcopyDescAppreciation.Validators[0].(func(string) error)
+	// examcopyDescGradingError is the schema descriptor for grading_error field.
+	examcopyDescGradingError := examcopyFields[11].Descriptor()
+	// examcopy.GradingErrorValidator is a validator for the "grading_error" field. It is called by the builders before save.
+	examcopy.GradingErrorValidator = examcopyDescGradingError.Validators[0].(func(string) error)
+	// examcopyDescFinalizeAttempts is the schema descriptor for finalize_attempts field.
+	examcopyDescFinalizeAttempts := examcopyFields[12].Descriptor()
+	// examcopy.DefaultFinalizeAttempts holds the default value on creation for the finalize_attempts field.
+	examcopy.DefaultFinalizeAttempts = examcopyDescFinalizeAttempts.Default.(int)
+	// examcopy.FinalizeAttemptsValidator is a validator for the "finalize_attempts" field. It is called by the builders before save.
+	examcopy.FinalizeAttemptsValidator = examcopyDescFinalizeAttempts.Validators[0].(func(int) error)
+	// examcopyDescVersion is the schema descriptor for version field.
+	examcopyDescVersion := examcopyFields[13].Descriptor()
+	// examcopy.DefaultVersion holds the default value on creation for the version field.
+	examcopy.DefaultVersion = examcopyDescVersion.Default.(int)
+	// examcopyDescID is the schema descriptor for id field.
+	examcopyDescID := examcopyMixinFields0[0].Descriptor()
+	// examcopy.DefaultID holds the default value on creation for the id field.
+	examcopy.DefaultID = examcopyDescID.Default.(func() string)
+	// examcopy.IDValidator is a validator for the "id" field. It is called by the builders before save.
+	examcopy.IDValidator = func() func(string) error {
+		validators := examcopyDescID.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(id string) error {
+			for _, fn := range fns {
+				if err := fn(id); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	gradingeventMixin := schema.GradingEvent{}.Mixin()
+	gradingevent.Policy = privacy.NewPolicies(schema.GradingEvent{})
+	gradingevent.Hooks[0] = func(next ent.Mutator) ent.Mutator {
+		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+			if err := gradingevent.Policy.EvalMutation(ctx, m); err != nil {
+				return nil, err
+			}
+			return next.Mutate(ctx, m)
+		})
+	}
+	gradingeventHooks := schema.GradingEvent{}.Hooks()
+
+	gradingevent.Hooks[1] = gradingeventHooks[0]
+	gradingeventMixinFields0 := gradingeventMixin[0].Fields()
+	_ = gradingeventMixinFields0
+	gradingeventFields := schema.GradingEvent{}.Fields()
+	_ = gradingeventFields
+	// gradingeventDescCopyID is the schema descriptor for copy_id field.
+	gradingeventDescCopyID := gradingeventFields[0].Descriptor()
+	// gradingevent.CopyIDValidator is a validator for the "copy_id" field. It is called by the builders before save.
+	gradingevent.CopyIDValidator = gradingeventDescCopyID.Validators[0].(func(string) error)
+	// gradingeventDescActorID is the schema descriptor for actor_id field.
+	gradingeventDescActorID := gradingeventFields[1].Descriptor()
+	// gradingevent.ActorIDValidator is a validator for the "actor_id" field. It is called by the builders before save.
+	gradingevent.ActorIDValidator = gradingeventDescActorID.Validators[0].(func(string) error)
+	// gradingeventDescAction is the schema descriptor for action field.
+	gradingeventDescAction := gradingeventFields[2].Descriptor()
+	// gradingevent.ActionValidator is a validator for the "action" field. It is called by the builders before save.
+	gradingevent.ActionValidator = func() func(string) error {
+		validators := gradingeventDescAction.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(action string) error {
+			for _, fn := range fns {
+				if err := fn(action); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// gradingeventDescAt is the schema descriptor for at field.
+	gradingeventDescAt := gradingeventFields[4].Descriptor()
+	// gradingevent.DefaultAt holds the default value on creation for the at field.
+	gradingevent.DefaultAt = gradingeventDescAt.Default.(func() time.Time)
+	// gradingeventDescID is the schema descriptor for id field.
+	gradingeventDescID := gradingeventMixinFields0[0].Descriptor()
+	// gradingevent.DefaultID holds the default value on creation for the id field.
+	gradingevent.DefaultID = gradingeventDescID.Default.(func() string)
+	// gradingevent.IDValidator is a validator for the "id" field. It is called by the builders before save.
+	gradingevent.IDValidator = func() func(string) error {
+		validators := gradingeventDescID.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(id string) error {
+			for _, fn := range fns {
+				if err := fn(id); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	jobMixin := schema.Job{}.Mixin()
+	job.Policy = privacy.NewPolicies(schema.Job{})
+	job.Hooks[0] = func(next ent.Mutator) ent.Mutator {
+		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+			if err := job.Policy.EvalMutation(ctx, m); err != nil {
+				return nil, err
+			}
+			return next.Mutate(ctx, m)
+		})
+	}
+	jobMixinFields0 := jobMixin[0].Fields()
+	_ = jobMixinFields0
+	jobFields := schema.Job{}.Fields()
+	_ = jobFields
+	// jobDescProgressDone is the schema descriptor for progress_done field.
+	jobDescProgressDone := jobFields[2].Descriptor()
+	// job.DefaultProgressDone holds the default value on creation for the progress_done field.
+	job.DefaultProgressDone = jobDescProgressDone.Default.(int)
+	// jobDescProgressTotal is the schema descriptor for progress_total field.
+	jobDescProgressTotal := jobFields[3].Descriptor()
+	// job.DefaultProgressTotal holds the default value on creation for the progress_total field.
+	job.DefaultProgressTotal = jobDescProgressTotal.Default.(int)
+	// jobDescAttempts is the schema descriptor for attempts field.
+	jobDescAttempts := jobFields[4].Descriptor()
+	// job.DefaultAttempts holds the default value on creation for the attempts field.
+	job.DefaultAttempts = jobDescAttempts.Default.(int)
+	// jobDescError is the schema descriptor for error field.
+	jobDescError := jobFields[5].Descriptor()
+	// job.ErrorValidator is a validator for the "error" field. It is called by the builders before save.
+	job.ErrorValidator = jobDescError.Validators[0].(func(string) error)
+	// jobDescExamID is the schema descriptor for exam_id field.
+	jobDescExamID := jobFields[8].Descriptor()
+	// job.ExamIDValidator is a validator for the "exam_id" field. It is called by the builders before save.
+	job.ExamIDValidator = jobDescExamID.Validators[0].(func(string) error)
+	// jobDescCopyID is the schema descriptor for copy_id field.
+	jobDescCopyID := jobFields[9].Descriptor()
+	// job.CopyIDValidator is a validator for the "copy_id" field. It is called by the builders before save.
+	job.CopyIDValidator = jobDescCopyID.Validators[0].(func(string) error)
+	// jobDescRequestedByID is the schema descriptor for requested_by_id field.
+	jobDescRequestedByID := jobFields[10].Descriptor()
+	// job.RequestedByIDValidator is a validator for the "requested_by_id" field. It is called by the builders before save.
+	job.RequestedByIDValidator = jobDescRequestedByID.Validators[0].(func(string) error)
+	// jobDescActiveKey is the schema descriptor for active_key field.
+	jobDescActiveKey := jobFields[11].Descriptor()
+	// job.ActiveKeyValidator is a validator for the "active_key" field. It is called by the builders before save.
+	job.ActiveKeyValidator = jobDescActiveKey.Validators[0].(func(string) error)
+	// jobDescCreatedAt is the schema descriptor for created_at field.
+	jobDescCreatedAt := jobFields[13].Descriptor()
+	// job.DefaultCreatedAt holds the default value on creation for the created_at field.
+	job.DefaultCreatedAt = jobDescCreatedAt.Default.(func() time.Time)
+	// jobDescUpdatedAt is the schema descriptor for updated_at field.
+	jobDescUpdatedAt := jobFields[16].Descriptor()
+	// job.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	job.DefaultUpdatedAt = jobDescUpdatedAt.Default.(func() time.Time)
+	// job.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
+	job.UpdateDefaultUpdatedAt = jobDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// jobDescID is the schema descriptor for id field.
+	jobDescID := jobMixinFields0[0].Descriptor()
+	// job.DefaultID holds the default value on creation for the id field.
+	job.DefaultID = jobDescID.Default.(func() string)
+	// job.IDValidator is a validator for the "id" field. It is called by the builders before save.
+	job.IDValidator = func() func(string) error {
+		validators := jobDescID.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(id string) error {
+			for _, fn := range fns {
+				if err := fn(id); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	questionscoreMixin := schema.QuestionScore{}.Mixin()
+	questionscore.Policy = privacy.NewPolicies(schema.QuestionScore{})
+	questionscore.Hooks[0] = func(next ent.Mutator) ent.Mutator {
+		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+			if err := questionscore.Policy.EvalMutation(ctx, m); err != nil {
+				return nil, err
+			}
+			return next.Mutate(ctx, m)
+		})
+	}
+	questionscoreMixinFields0 := questionscoreMixin[0].Fields()
+	_ = questionscoreMixinFields0
+	questionscoreMixinFields1 := questionscoreMixin[1].Fields()
+	_ = questionscoreMixinFields1
+	questionscoreFields := schema.QuestionScore{}.Fields()
+	_ = questionscoreFields
+	// questionscoreDescCreatedAt is the schema descriptor for created_at field.
+	questionscoreDescCreatedAt := questionscoreMixinFields1[0].Descriptor()
+	// questionscore.DefaultCreatedAt holds the default value on creation for the created_at field.
+	questionscore.DefaultCreatedAt = questionscoreDescCreatedAt.Default.(func() time.Time)
+	// questionscoreDescUpdatedAt is the schema descriptor for updated_at field.
+	questionscoreDescUpdatedAt := questionscoreMixinFields1[1].Descriptor()
+	// questionscore.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	questionscore.DefaultUpdatedAt = questionscoreDescUpdatedAt.Default.(func() time.Time)
+	// questionscore.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
+	questionscore.UpdateDefaultUpdatedAt = questionscoreDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// questionscoreDescCopyID is the schema descriptor for copy_id field.
+	questionscoreDescCopyID := questionscoreFields[0].Descriptor()
+	// questionscore.CopyIDValidator is a validator for the "copy_id" field. It is called by the builders before save.
+	questionscore.CopyIDValidator = questionscoreDescCopyID.Validators[0].(func(string) error)
+	// questionscoreDescQuestionID is the schema descriptor for question_id field.
+	questionscoreDescQuestionID := questionscoreFields[1].Descriptor()
+	// questionscore.QuestionIDValidator is a validator for the "question_id" field. It is called by the builders before save.
+	questionscore.QuestionIDValidator = func() func(string) error {
+		validators := questionscoreDescQuestionID.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(question_id string) error {
+			for _, fn := range fns {
+				if err := fn(question_id); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// questionscoreDescRemark is the schema descriptor for remark field.
+	questionscoreDescRemark := questionscoreFields[3].Descriptor()
+	// questionscore.DefaultRemark holds the default value on creation for the remark field.
+	questionscore.DefaultRemark = questionscoreDescRemark.Default.(string)
+	// questionscore.RemarkValidator is a validator for the "remark" field. It is called by the builders before save.
+	questionscore.RemarkValidator = questionscoreDescRemark.Validators[0].(func(string) error)
+	// questionscoreDescScoredByID is the schema descriptor for scored_by_id field.
+	questionscoreDescScoredByID := questionscoreFields[4].Descriptor()
+	// questionscore.ScoredByIDValidator is a validator for the "scored_by_id" field. It is called by the builders before save.
+	questionscore.ScoredByIDValidator = questionscoreDescScoredByID.Validators[0].(func(string) error)
+	// questionscoreDescID is the schema descriptor for id field.
+	questionscoreDescID := questionscoreMixinFields0[0].Descriptor()
+	// questionscore.DefaultID holds the default value on creation for the id field.
+	questionscore.DefaultID = questionscoreDescID.Default.(func() string)
+	// questionscore.IDValidator is a validator for the "id" field. It is called by the builders before save.
+	questionscore.IDValidator = func() func(string) error {
+		validators := questionscoreDescID.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(id string) error {
+			for _, fn := range fns {
+				if err := fn(id); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	sessionMixin := schema.Session{}.Mixin()
+	session.Policy = privacy.NewPolicies(schema.Session{})
+	session.Hooks[0] = func(next ent.Mutator) ent.Mutator {
+		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+			if err := session.Policy.EvalMutation(ctx, m); err != nil {
+				return nil, err
+			}
+			return next.Mutate(ctx, m)
+		})
+	}
+	sessionMixinFields0 := sessionMixin[0].Fields()
+	_ = sessionMixinFields0
+	sessionFields := schema.Session{}.Fields()
+	_ = sessionFields
+	// sessionDescUserID is the schema descriptor for user_id field.
+	sessionDescUserID := sessionFields[1].Descriptor()
+	// session.UserIDValidator is a validator for the "user_id" field. It is called by the builders before save.
+	session.UserIDValidator = sessionDescUserID.Validators[0].(func(string) error)
+	// sessionDescCreatedAt is the schema descriptor for created_at field.
+	sessionDescCreatedAt := sessionFields[2].Descriptor()
+	// session.DefaultCreatedAt holds the default value on creation for the created_at field.
+	session.DefaultCreatedAt = sessionDescCreatedAt.Default.(func() time.Time)
+	// sessionDescLastSeenAt is the schema descriptor for last_seen_at field.
+	sessionDescLastSeenAt := sessionFields[3].Descriptor()
+	// session.DefaultLastSeenAt holds the default value on creation for the last_seen_at field.
+	session.DefaultLastSeenAt = sessionDescLastSeenAt.Default.(func() time.Time)
+	// sessionDescIP is the schema descriptor for ip field.
+	sessionDescIP := sessionFields[6].Descriptor()
+	// session.DefaultIP holds the default value on creation for the ip field.
+	session.DefaultIP = sessionDescIP.Default.(string)
+	// session.IPValidator is a validator for the "ip" field. It is called by the builders before save.
+	session.IPValidator = sessionDescIP.Validators[0].(func(string) error)
+	// sessionDescUserAgent is the schema descriptor for user_agent field.
+	sessionDescUserAgent := sessionFields[7].Descriptor()
+	// session.DefaultUserAgent holds the default value on creation for the user_agent field.
+	session.DefaultUserAgent = sessionDescUserAgent.Default.(string)
+	// session.UserAgentValidator is a validator for the "user_agent" field. It is called by the builders before save.
+	session.UserAgentValidator = sessionDescUserAgent.Validators[0].(func(string) error)
+	// sessionDescID is the schema descriptor for id field.
+	sessionDescID := sessionMixinFields0[0].Descriptor()
+	// session.DefaultID holds the default value on creation for the id field.
+	session.DefaultID = sessionDescID.Default.(func() string)
+	// session.IDValidator is a validator for the "id" field. It is called by the builders before save.
+	session.IDValidator = func() func(string) error {
+		validators := sessionDescID.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(id string) error {
+			for _, fn := range fns {
+				if err := fn(id); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	studentMixin := schema.Student{}.Mixin()
+	student.Policy = privacy.NewPolicies(schema.Student{})
+	student.Hooks[0] = func(next ent.Mutator) ent.Mutator {
+		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+			if err := student.Policy.EvalMutation(ctx, m); err != nil {
+				return nil, err
+			}
+			return next.Mutate(ctx, m)
+		})
+	}
+	studentMixinFields0 := studentMixin[0].Fields()
+	_ = studentMixinFields0
+	studentMixinFields1 := studentMixin[1].Fields()
+	_ = studentMixinFields1
+	studentFields := schema.Student{}.Fields()
+	_ = studentFields
+	// studentDescCreatedAt is the schema descriptor for created_at field.
+	studentDescCreatedAt := studentMixinFields1[0].Descriptor()
+	// student.DefaultCreatedAt holds the default value on creation for the created_at field.
+	student.DefaultCreatedAt = studentDescCreatedAt.Default.(func() time.Time)
+	// studentDescUpdatedAt is the schema descriptor for updated_at field.
+	studentDescUpdatedAt := studentMixinFields1[1].Descriptor()
+	// student.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	student.DefaultUpdatedAt = studentDescUpdatedAt.Default.(func() time.Time)
+	// student.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
+	student.UpdateDefaultUpdatedAt = studentDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// studentDescLastName is the schema descriptor for last_name field.
+	studentDescLastName := studentFields[0].Descriptor()
+	// student.LastNameValidator is a validator for the "last_name" field. It is called by the builders before save.
+	student.LastNameValidator = func() func(string) error {
+		validators := studentDescLastName.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(last_name string) error {
+			for _, fn := range fns {
+				if err := fn(last_name); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// studentDescFirstName is the schema descriptor for first_name field.
+	studentDescFirstName := studentFields[1].Descriptor()
+	// student.FirstNameValidator is a validator for the "first_name" field. It is called by the builders before save.
+	student.FirstNameValidator = func() func(string) error {
+		validators := studentDescFirstName.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(first_name string) error {
+			for _, fn := range fns {
+				if err := fn(first_name); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// studentDescBirthDate is the schema descriptor for birth_date field.
+	studentDescBirthDate := studentFields[2].Descriptor()
+	// student.BirthDateValidator is a validator for the "birth_date" field. It is called by the builders before save.
+	student.BirthDateValidator = studentDescBirthDate.Validators[0].(func(string) error)
+	// studentDescEmail is the schema descriptor for email field.
+	studentDescEmail := studentFields[3].Descriptor()
+	// student.EmailValidator is a validator for the "email" field. It is called by the builders before save.
+	student.EmailValidator = studentDescEmail.Validators[0].(func(string) error)
+	// studentDescClassName is the schema descriptor for class_name field.
+	studentDescClassName := studentFields[4].Descriptor()
+	// student.ClassNameValidator is a validator for the "class_name" field. It is called by the builders before save.
+	student.ClassNameValidator = studentDescClassName.Validators[0].(func(string) error)
+	// studentDescGroup is the schema descriptor for group field.
+	studentDescGroup := studentFields[5].Descriptor()
+	// student.GroupValidator is a validator for the "group" field. It is called by the builders before save.
+	student.GroupValidator = studentDescGroup.Validators[0].(func(string) error)
+	// studentDescUserID is the schema descriptor for user_id field.
+	studentDescUserID := studentFields[6].Descriptor()
+	// student.UserIDValidator is a validator for the "user_id" field. It is called by the builders before save.
+	student.UserIDValidator = studentDescUserID.Validators[0].(func(string) error)
+	// studentDescID is the schema descriptor for id field.
+	studentDescID := studentMixinFields0[0].Descriptor()
+	// student.DefaultID holds the default value on creation for the id field.
+	student.DefaultID = studentDescID.Default.(func() string)
+	// student.IDValidator is a validator for the "id" field. It is called by the builders before save.
+	student.IDValidator = func() func(string) error {
+		validators := studentDescID.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(id string) error {
+			for _, fn := range fns {
+				if err := fn(id); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	userMixin := schema.User{}.Mixin()
+	user.Policy = privacy.NewPolicies(schema.User{})
+	user.Hooks[0] = func(next ent.Mutator) ent.Mutator {
+		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+			if err := user.Policy.EvalMutation(ctx, m); err != nil {
+				return nil, err
+			}
+			return next.Mutate(ctx, m)
+		})
+	}
+	userMixinFields0 := userMixin[0].Fields()
+	_ = userMixinFields0
+	userMixinFields1 := userMixin[1].Fields()
+	_ = userMixinFields1
+	userFields := schema.User{}.Fields()
+	_ = userFields
+	// userDescCreatedAt is the schema descriptor for created_at field.
+	userDescCreatedAt := userMixinFields1[0].Descriptor()
+	// user.DefaultCreatedAt holds the default value on creation for the created_at field.
+	user.DefaultCreatedAt = userDescCreatedAt.Default.(func() time.Time)
+	// userDescUpdatedAt is the schema descriptor for updated_at field.
+	userDescUpdatedAt := userMixinFields1[1].Descriptor()
+	// user.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	user.DefaultUpdatedAt = userDescUpdatedAt.Default.(func() time.Time)
+	// user.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
+	user.UpdateDefaultUpdatedAt = userDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// userDescEmail is the schema descriptor for email field.
+	userDescEmail := userFields[0].Descriptor()
+	// user.EmailValidator is a validator for the "email" field. It is called by the builders before save.
+	user.EmailValidator = func() func(string) error {
+		validators := userDescEmail.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(email string) error {
+			for _, fn := range fns {
+				if err := fn(email); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// userDescName is the schema descriptor for name field.
+	userDescName := userFields[1].Descriptor()
+	// user.NameValidator is a validator for the "name" field. It is called by the builders before save.
+	user.NameValidator = func() func(string) error {
+		validators := userDescName.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(name string) error {
+			for _, fn := range fns {
+				if err := fn(name); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// userDescActive is the schema descriptor for active field.
+	userDescActive := userFields[4].Descriptor()
+	// user.DefaultActive holds the default value on creation for the active field.
+	user.DefaultActive = userDescActive.Default.(bool)
+	// userDescMustChangePassword is the schema descriptor for must_change_password field.
+	userDescMustChangePassword := userFields[5].Descriptor()
+	// user.DefaultMustChangePassword holds the default value on creation for the must_change_password field.
+	user.DefaultMustChangePassword = userDescMustChangePassword.Default.(bool)
+	// userDescID is the schema descriptor for id field.
+	userDescID := userMixinFields0[0].Descriptor()
+	// user.DefaultID holds the default value on creation for the id field.
+	user.DefaultID = userDescID.Default.(func() string)
+	// user.IDValidator is a validator for the "id" field. It is called by the builders before save.
+	user.IDValidator = func() func(string) error {
+		validators := userDescID.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(id string) error {
+			for _, fn := range fns {
+				if err := fn(id); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+}
 
 const (
 	Version = "v0.14.5"                                         // Version of ent codegen.

@@ -1,8 +1,9 @@
 package schema
 
 import (
+	"github.com/korrigo/korrigo/auth/rules"
+
 	"encoding/json"
-	"time"
 
 	"entgo.io/contrib/entgql"
 	"entgo.io/ent"
@@ -69,7 +70,7 @@ func (AnnotationRevision) Fields() []ent.Field {
 		field.Enum("action").Values("CREATE", "UPDATE", "DELETE"),
 		field.JSON("snapshot", json.RawMessage{}).Annotations(entgql.Type("JSON")),
 		refField("author_id"),
-		field.Time("at").Default(time.Now).Immutable(),
+		field.Time("at").Default(nowUTC).Immutable(),
 	}
 }
 
@@ -119,3 +120,11 @@ func (QuestionScore) Indexes() []ent.Index {
 func (QuestionScore) Annotations() []schema.Annotation {
 	return []schema.Annotation{entgql.Skip(entgql.SkipWhereInput)}
 }
+
+func (Annotation) Policy() ent.Policy { return rules.AnnotationPolicy() }
+
+func (AnnotationRevision) Policy() ent.Policy { return rules.AnnotationRevisionPolicy() }
+
+func (QuestionScore) Policy() ent.Policy { return rules.QuestionScorePolicy() }
+
+func (AnnotationRevision) Hooks() []ent.Hook { return appendOnly() }

@@ -1,8 +1,9 @@
 package schema
 
 import (
+	"github.com/korrigo/korrigo/auth/rules"
+
 	"encoding/json"
-	"time"
 
 	"entgo.io/contrib/entgql"
 	"entgo.io/ent"
@@ -96,7 +97,7 @@ func (CopyLock) Fields() []ent.Field {
 		refField("copy_id"),
 		refField("owner_id"),
 		field.String("token").Sensitive().NotEmpty().Annotations(entgql.Skip()),
-		field.Time("acquired_at").Default(time.Now),
+		field.Time("acquired_at").Default(nowUTC),
 		field.Time("expires_at"),
 	}
 }
@@ -147,3 +148,9 @@ func (Draft) Indexes() []ent.Index {
 func (Draft) Annotations() []schema.Annotation {
 	return []schema.Annotation{entgql.Skip(entgql.SkipWhereInput)}
 }
+
+func (ExamCopy) Policy() ent.Policy { return rules.CopyPolicy() }
+
+func (CopyLock) Policy() ent.Policy { return rules.CopyLockPolicy() }
+
+func (Draft) Policy() ent.Policy { return rules.DraftPolicy() }

@@ -1,7 +1,8 @@
 package schema
 
 import (
-	"time"
+	"github.com/korrigo/korrigo/auth/rules"
+
 
 	"entgo.io/contrib/entgql"
 	"entgo.io/ent"
@@ -26,7 +27,7 @@ func (GradingEvent) Fields() []ent.Field {
 		optionalRef("actor_id"),
 		field.String("action").MaxLen(40).NotEmpty().Annotations(entgql.OrderField("ACTION")),
 		field.JSON("metadata", map[string]any{}).Optional().Annotations(entgql.Type("JSON")),
-		field.Time("at").Default(time.Now).Immutable().Annotations(entgql.OrderField("AT")),
+		field.Time("at").Default(nowUTC).Immutable().Annotations(entgql.OrderField("AT")),
 	}
 }
 
@@ -58,7 +59,7 @@ func (AuditLog) Fields() []ent.Field {
 		field.String("target").MaxLen(200).Default(""),
 		field.String("ip").MaxLen(64).Default(""),
 		field.JSON("metadata", map[string]any{}).Optional().Annotations(entgql.Type("JSON")),
-		field.Time("at").Default(time.Now).Immutable().Annotations(entgql.OrderField("AT")),
+		field.Time("at").Default(nowUTC).Immutable().Annotations(entgql.OrderField("AT")),
 	}
 }
 
@@ -117,8 +118,8 @@ func (Session) Fields() []ent.Field {
 	return []ent.Field{
 		field.String("token_hash").Sensitive().Unique().Annotations(entgql.Skip()),
 		refField("user_id"),
-		field.Time("created_at").Default(time.Now).Immutable(),
-		field.Time("last_seen_at").Default(time.Now),
+		field.Time("created_at").Default(nowUTC).Immutable(),
+		field.Time("last_seen_at").Default(nowUTC),
 		// Sliding expiry, renewed on use.
 		field.Time("expires_at"),
 		// Hard end of the session whatever the activity.
@@ -155,10 +156,24 @@ func (Blob) Fields() []ent.Field {
 		field.Int64("size").NonNegative().Immutable(),
 		field.String("media_type").MaxLen(100).Immutable(),
 		field.Int("pages").Default(0),
-		field.Time("created_at").Default(time.Now).Immutable(),
+		field.Time("created_at").Default(nowUTC).Immutable(),
 	}
 }
 
 func (Blob) Annotations() []schema.Annotation {
 	return []schema.Annotation{entgql.Skip()}
 }
+
+func (GradingEvent) Policy() ent.Policy { return rules.GradingEventPolicy() }
+
+func (AuditLog) Policy() ent.Policy { return rules.AdminOnlyPolicy() }
+
+func (ApiToken) Policy() ent.Policy { return rules.APITokenPolicy() }
+
+func (Session) Policy() ent.Policy { return rules.SessionPolicy() }
+
+func (Blob) Policy() ent.Policy { return rules.AdminOnlyPolicy() }
+
+func (GradingEvent) Hooks() []ent.Hook { return appendOnly() }
+
+func (AuditLog) Hooks() []ent.Hook { return appendOnly() }

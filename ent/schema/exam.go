@@ -1,6 +1,8 @@
 package schema
 
 import (
+	"github.com/korrigo/korrigo/auth/rules"
+
 	"regexp"
 
 	"entgo.io/contrib/entgql"
@@ -55,3 +57,5 @@ func (Exam) Indexes() []ent.Index {
 func (Exam) Annotations() []schema.Annotation {
 	return []schema.Annotation{entgql.RelayConnection(), entgql.QueryField()}
 }
+
+func (Exam) Policy() ent.Policy { return rules.ExamPolicy() }

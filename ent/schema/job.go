@@ -1,8 +1,9 @@
 package schema
 
 import (
+	"github.com/korrigo/korrigo/auth/rules"
+
 	"encoding/json"
-	"time"
 
 	"entgo.io/contrib/entgql"
 	"entgo.io/ent"
@@ -38,10 +39,10 @@ func (Job) Fields() []ent.Field {
 		// At most one active job per key (e.g. one finalization per copy).
 		field.String("active_key").Optional().Nillable().Unique().MaxLen(120).Annotations(entgql.Skip()),
 		field.Int64("river_job_id").Optional().Nillable().Annotations(entgql.Skip()),
-		field.Time("created_at").Default(time.Now).Immutable(),
+		field.Time("created_at").Default(nowUTC).Immutable(),
 		field.Time("started_at").Optional().Nillable(),
 		field.Time("finished_at").Optional().Nillable(),
-		field.Time("updated_at").Default(time.Now).UpdateDefault(time.Now),
+		field.Time("updated_at").Default(nowUTC).UpdateDefault(nowUTC),
 	}
 }
 
@@ -60,3 +61,5 @@ func (Job) Indexes() []ent.Index {
 func (Job) Annotations() []schema.Annotation {
 	return []schema.Annotation{entgql.Skip(entgql.SkipWhereInput)}
 }
+
+func (Job) Policy() ent.Policy { return rules.JobPolicy() }

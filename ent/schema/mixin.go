@@ -1,6 +1,8 @@
 package schema
 
 import (
+	"github.com/korrigo/korrigo/ent/hook"
+
 	"time"
 
 	"entgo.io/contrib/entgql"
@@ -35,12 +37,12 @@ type timeMixin struct{ mixin.Schema }
 func (timeMixin) Fields() []ent.Field {
 	return []ent.Field{
 		field.Time("created_at").
-			Default(time.Now).
+			Default(nowUTC).
 			Immutable().
 			Annotations(entgql.OrderField("CREATED_AT")),
 		field.Time("updated_at").
-			Default(time.Now).
-			UpdateDefault(time.Now).
+			Default(nowUTC).
+			UpdateDefault(nowUTC).
 			Annotations(entgql.OrderField("UPDATED_AT")),
 	}
 }
@@ -60,3 +62,12 @@ func optionalRef(name string) ent.Field {
 // SQL subquery that the privacy rules of that type do not filter, so it could be
 // used to probe data the caller may not read.
 var hiddenWhere = entgql.Skip(entgql.SkipWhereInput)
+
+// appendOnly refuses updates and deletes: audit trails are never rewritten.
+func appendOnly() []ent.Hook {
+	return []ent.Hook{hook.Reject(ent.OpUpdate | ent.OpUpdateOne | ent.OpDelete | ent.OpDeleteOne)}
+}
+
+// nowUTC keeps every stored time in UTC: SQLite compares times as text, which is
+// only correct when they share one offset.
+func nowUTC() time.Time { return time.Now().UTC() }

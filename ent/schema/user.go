@@ -1,6 +1,8 @@
 package schema
 
 import (
+	"github.com/korrigo/korrigo/auth/rules"
+
 	"entgo.io/contrib/entgql"
 	"entgo.io/ent"
 	"entgo.io/ent/schema"
@@ -76,3 +78,7 @@ func (Student) Indexes() []ent.Index {
 func (Student) Annotations() []schema.Annotation {
 	return []schema.Annotation{entgql.RelayConnection(), entgql.QueryField()}
 }
+
+func (User) Policy() ent.Policy { return rules.UserPolicy() }
+
+func (Student) Policy() ent.Policy { return rules.StudentPolicy() }
