@@ -20,15 +20,20 @@ func Sanitize(in []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sanitize: %w", err)
 	}
-	pages := make([]pageSource, len(geoms))
-	for i, g := range geoms {
-		pages[i] = pageSource{page: i + 1, box: g.box}
-	}
-	out, err := rebuild(src, pages)
+	out, err := rebuild(src, wholePages(geoms))
 	if err != nil {
 		return nil, fmt.Errorf("sanitize: %w", err)
 	}
 	return out, nil
+}
+
+// wholePages lists every page of a document uncut.
+func wholePages(geoms []pageGeom) []pageSource {
+	pages := make([]pageSource, len(geoms))
+	for i, g := range geoms {
+		pages[i] = pageSource{page: i + 1, box: g.box}
+	}
+	return pages
 }
 
 // pageSource is one page of a rebuilt document: which source page it shows
@@ -44,34 +49,66 @@ type pageSource struct {
 // nothing the pages do not draw with can reach the output, and the copier
 // drops the few places where active content could still hide.
 func rebuild(src *model.Context, pages []pageSource) ([]byte, error) {
+	dst, err := rebuildContext(src, pages)
+	if err != nil {
+		return nil, err
+	}
+	return writeContext(dst)
+}
+
+// rebuildContext is rebuild without the final write, for callers that draw
+// on the new pages first. Page i of the result has MediaBox pages[i].box,
+// the source page's /Rotate, and its own direct /Resources dictionary.
+func rebuildContext(src *model.Context, pages []pageSource) (*model.Context, error) {
 	dst, err := pdfcpu.CreateContextWithXRefTable(newConfig(), types.PaperSize["A4"])
 	if err != nil {
 		return nil, fmt.Errorf("rebuild: new document: %w", err)
 	}
-	pagesRef, err := dst.Pages()
-	if err != nil || pagesRef == nil {
-		return nil, fmt.Errorf("rebuild: page tree: %w", errors.Join(err, errors.New("missing page tree")))
-	}
-	pagesDict, err := dst.DereferenceDict(*pagesRef)
+	pagesRef, pagesDict, err := pageTree(dst)
 	if err != nil {
-		return nil, fmt.Errorf("rebuild: page tree: %w", err)
+		return nil, fmt.Errorf("rebuild: %w", err)
 	}
 	cp := newCopier(src.XRefTable, dst.XRefTable)
 	for _, ps := range pages {
-		page, err := cp.page(ps, *pagesRef)
+		page, err := cp.page(ps)
 		if err != nil {
 			return nil, fmt.Errorf("rebuild: page %d: %w", ps.page, err)
 		}
-		ref, err := dst.IndRefForNewObject(page)
-		if err != nil {
+		if err := appendPage(dst, pagesRef, pagesDict, page); err != nil {
 			return nil, fmt.Errorf("rebuild: page %d: %w", ps.page, err)
 		}
-		if err := model.AppendPageTree(ref, 1, pagesDict); err != nil {
-			return nil, fmt.Errorf("rebuild: page %d: %w", ps.page, err)
-		}
-		dst.PageCount++
 	}
-	return writeContext(dst)
+	return dst, nil
+}
+
+// pageTree returns the root of ctx's page tree.
+func pageTree(ctx *model.Context) (types.IndirectRef, types.Dict, error) {
+	ref, err := ctx.Pages()
+	if err != nil {
+		return types.IndirectRef{}, nil, fmt.Errorf("page tree: %w", err)
+	}
+	if ref == nil {
+		return types.IndirectRef{}, nil, errors.New("page tree: missing")
+	}
+	d, err := ctx.DereferenceDict(*ref)
+	if err != nil {
+		return types.IndirectRef{}, nil, fmt.Errorf("page tree: %w", err)
+	}
+	return *ref, d, nil
+}
+
+// appendPage adds page as the last page of ctx, directly under the root.
+func appendPage(ctx *model.Context, pagesRef types.IndirectRef, pagesDict, page types.Dict) error {
+	page["Parent"] = pagesRef
+	ref, err := ctx.IndRefForNewObject(page)
+	if err != nil {
+		return err
+	}
+	if err := model.AppendPageTree(ref, 1, pagesDict); err != nil {
+		return err
+	}
+	ctx.PageCount++
+	return nil
 }
 
 // maxCopyDepth bounds the recursion over the object graph: a hostile file
@@ -92,14 +129,13 @@ func newCopier(src, dst *model.XRefTable) *copier {
 	return &copier{src: src, dst: dst, done: map[int]types.IndirectRef{}, dropped: map[int]bool{}}
 }
 
-func (c *copier) page(ps pageSource, parent types.IndirectRef) (types.Dict, error) {
+func (c *copier) page(ps pageSource) (types.Dict, error) {
 	d, _, inh, err := c.src.PageDict(ps.page, false)
 	if err != nil {
 		return nil, err
 	}
 	page := types.Dict{
 		"Type":     types.Name("Page"),
-		"Parent":   parent,
 		"MediaBox": ps.box.Array(),
 	}
 	if rot := normRotate(inh.Rotate); rot != 0 {

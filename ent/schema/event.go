@@ -3,7 +3,6 @@ package schema
 import (
 	"github.com/korrigo/korrigo/auth/rules"
 
-
 	"entgo.io/contrib/entgql"
 	"entgo.io/ent"
 	"entgo.io/ent/dialect/entsql"
