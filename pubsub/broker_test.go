@@ -95,8 +95,11 @@ func TestLagIsAnnouncedNeverReordered(t *testing.T) {
 			}
 			return true
 		})
-		for _, r := range readers {
+		for i, r := range readers {
 			r.check(t, true)
+			r.mu.Lock()
+			t.Logf("reader %d: %d resyncs", i, r.resyncs)
+			r.mu.Unlock()
 		}
 	})
 }

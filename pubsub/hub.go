@@ -18,9 +18,10 @@ type hubHooks struct {
 	// Subscribe on that topic waits for it, so the Redis broker can hold them
 	// until the server has acknowledged the channel.
 	first func(ctx context.Context, topic string) error
-	// last runs when a topic loses its last local subscriber. It may run
-	// concurrently with first for a new subscriber of the same topic, so it
-	// must decide from current state (hasSubscribers), not from the event.
+	// last runs when a topic loses its last local subscriber, including
+	// after first failed. It may run concurrently with first for a new
+	// subscriber of the same topic, so it must decide from current state
+	// (hasSubscribers), not from the event.
 	last func(topic string)
 }
 
@@ -46,8 +47,11 @@ type topicSubs struct {
 	sendMu sync.Mutex
 	subs   map[*Subscription]struct{} // guarded by hub.mu
 
-	ready chan struct{} // closed when hooks.first has returned
-	err   error         // result of hooks.first; read only after ready is closed
+	// Set by the subscriber that runs hooks.first, read by the others once
+	// ready is closed.
+	ready     chan struct{}
+	err       error // what hooks.first returned
+	abandoned bool  // hooks.first failed because its caller's ctx ended
 }
 
 func newHub(bufSize int, hooks hubHooks) *hub {
@@ -61,6 +65,7 @@ func newHub(bufSize int, hooks hubHooks) *hub {
 type Subscription struct {
 	topic string
 	hub   *hub
+	t     *topicSubs
 	// ch has one slot more than the buffer: data may only fill bufSize
 	// slots, so there is always room to queue a Resync right behind a drop.
 	ch chan Message
@@ -106,42 +111,49 @@ func (s *Subscription) resync() {
 }
 
 func (h *hub) subscribe(ctx context.Context, topic string) (*Subscription, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		s, retry, err := h.trySubscribe(ctx, topic)
+		if !retry {
+			return s, err
+		}
 	}
-	s := &Subscription{topic: topic, hub: h, ch: make(chan Message, h.bufSize+1)}
+}
 
+// trySubscribe asks for a retry when the subscriber that ran the first hook
+// gave up (its ctx ended): that failure says nothing about this caller.
+func (h *hub) trySubscribe(ctx context.Context, topic string) (s *Subscription, retry bool, err error) {
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
-		return nil, ErrClosed
+		return nil, false, ErrClosed
 	}
-	t, ok := h.topics[topic]
-	if !ok {
+	t, joined := h.topics[topic]
+	if !joined {
 		t = &topicSubs{subs: make(map[*Subscription]struct{}), ready: make(chan struct{})}
 		h.topics[topic] = t
 	}
+	s = &Subscription{topic: topic, hub: h, t: t, ch: make(chan Message, h.bufSize+1)}
 	// Registered before the hook runs, so hasSubscribers is already true for
 	// it and nothing published after the hook returns can be missed.
 	t.subs[s] = struct{}{}
 	h.mu.Unlock()
 
-	if !ok {
-		if h.hooks.first != nil {
-			t.err = h.hooks.first(ctx, topic)
-		}
-		close(t.ready)
+	if !joined {
+		h.runFirst(ctx, t, topic)
 	} else {
 		select {
 		case <-t.ready:
 		case <-ctx.Done():
 			s.Close()
-			return nil, ctx.Err()
+			return nil, false, ctx.Err()
 		}
 	}
 	if t.err != nil {
 		s.Close()
-		return nil, t.err
+		return nil, joined && t.abandoned && ctx.Err() == nil, t.err
 	}
 
 	stop := context.AfterFunc(ctx, s.Close)
@@ -152,11 +164,28 @@ func (h *hub) subscribe(ctx context.Context, topic string) (*Subscription, error
 	if closed { // the broker closed or ctx ended while the hook ran
 		stop()
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return nil, false, err
 		}
-		return nil, ErrClosed
+		return nil, false, ErrClosed
 	}
-	return s, nil
+	return s, false, nil
+}
+
+func (h *hub) runFirst(ctx context.Context, t *topicSubs, topic string) {
+	if h.hooks.first != nil {
+		t.err = h.hooks.first(ctx, topic)
+	}
+	if t.err != nil {
+		t.abandoned = ctx.Err() != nil
+		// Detach the failed entry so that callers arriving from now on
+		// start afresh instead of inheriting this failure.
+		h.mu.Lock()
+		if h.topics[topic] == t {
+			delete(h.topics, topic)
+		}
+		h.mu.Unlock()
+	}
+	close(t.ready)
 }
 
 func (h *hub) remove(s *Subscription) {
@@ -170,10 +199,9 @@ func (h *hub) remove(s *Subscription) {
 		s.stopWatch()
 	}
 	close(s.ch)
-	t := h.topics[s.topic]
-	delete(t.subs, s)
-	last := len(t.subs) == 0
-	if last {
+	delete(s.t.subs, s)
+	last := len(s.t.subs) == 0
+	if last && h.topics[s.topic] == s.t {
 		delete(h.topics, s.topic)
 	}
 	h.mu.Unlock()

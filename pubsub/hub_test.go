@@ -87,6 +87,52 @@ func TestHubFirstHookError(t *testing.T) {
 	}
 }
 
+// When the subscriber running the first hook gives up, the others waiting on
+// it are not failed with its cancellation: one of them runs the hook again.
+func TestHubAbandonedFirstHookIsRetried(t *testing.T) {
+	var calls atomic.Int32
+	entered := make(chan struct{})
+	h := newHub(4, hubHooks{first: func(ctx context.Context, _ string) error {
+		if calls.Add(1) == 1 {
+			close(entered)
+			<-ctx.Done()
+			return ctx.Err()
+		}
+		return nil
+	}})
+	ctx, cancel := context.WithCancel(context.Background())
+	firstErr := make(chan error, 1)
+	go func() {
+		_, err := h.subscribe(ctx, "t")
+		firstErr <- err
+	}()
+	<-entered
+
+	second := make(chan error, 1)
+	go func() {
+		s, err := h.subscribe(context.Background(), "t")
+		if err == nil {
+			s.Close()
+		}
+		second <- err
+	}()
+	eventually(t, "second subscriber waiting", func() bool {
+		h.mu.RLock()
+		defer h.mu.RUnlock()
+		return h.topics["t"] != nil && len(h.topics["t"].subs) == 2
+	})
+	cancel()
+	if err := <-firstErr; !errors.Is(err, context.Canceled) {
+		t.Fatalf("first: %v", err)
+	}
+	if err := <-second; err != nil {
+		t.Fatalf("second subscriber failed with the first one's cancellation: %v", err)
+	}
+	if n := calls.Load(); n != 2 {
+		t.Fatalf("first hook ran %d times, want 2", n)
+	}
+}
+
 // The buffer holds bufSize data messages plus the Resync, never more, and
 // repeated overflow queues a single Resync.
 func TestHubOverflowQueuesOneResync(t *testing.T) {

@@ -142,12 +142,14 @@ func (r *Redis) Close() error {
 	var err error
 	r.closeOnce.Do(func() {
 		close(r.closing)
+		// Hub first: new subscribers fail fast with ErrClosed instead of
+		// racing the connection teardown.
+		r.hub.close()
 		// Closing the PubSub closes the channel the reader ranges over.
 		if e := r.ps.Close(); e != nil {
 			err = fmt.Errorf("pubsub: close redis subscription: %w", e)
 		}
 		<-r.readDone
-		r.hub.close()
 		if e := r.client.Close(); e != nil && err == nil {
 			err = fmt.Errorf("pubsub: close redis client: %w", e)
 		}
@@ -201,6 +203,9 @@ func (r *Redis) ensureSubscribed(ctx context.Context, topic string) error {
 	defer r.subMu.Unlock()
 	// Still subscribed when the previous subscribers' UNSUBSCRIBE has not
 	// been sent yet; dropIfUnused will then see this subscriber and keep it.
+	if r.isClosing() {
+		return ErrClosed
+	}
 	if r.subscribed[channel] || !r.hub.hasSubscribers(topic) {
 		return nil
 	}
