@@ -85,7 +85,9 @@ func (s *Subscription) Topic() string { return s.topic }
 func (s *Subscription) Dropped() uint64 { return s.dropped.Load() }
 
 // Close ends the subscription and closes C. It is safe to call more than once
-// and concurrently with deliveries.
+// and concurrently with deliveries. When it removes a topic's last local
+// subscriber, the Redis broker sends UNSUBSCRIBE before it returns (bounded
+// by a timeout).
 func (s *Subscription) Close() { s.hub.remove(s) }
 
 // deliver is called with the topic's sendMu held, which makes it the only
