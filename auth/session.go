@@ -1,0 +1,256 @@
+package auth
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/korrigo/korrigo/apperr"
+	"github.com/korrigo/korrigo/auth/rules"
+	"github.com/korrigo/korrigo/auth/viewer"
+	"github.com/korrigo/korrigo/db"
+	"github.com/korrigo/korrigo/ent"
+	"github.com/korrigo/korrigo/ent/session"
+	"github.com/korrigo/korrigo/ent/user"
+)
+
+// maxCredentialLen bounds what Authenticate looks up: both kinds of credential
+// are under 50 characters, anything much longer is garbage.
+const maxCredentialLen = 128
+
+// errBadCredentials is the one answer to a wrong email, a wrong password and an
+// inactive account, so that login does not tell which accounts exist.
+var errBadCredentials = apperr.Unauthenticatedf("invalid email or password")
+
+var errBadSession = apperr.Unauthenticatedf("the session is invalid or has expired; log in again")
+
+// Login checks the credentials and opens a session. It returns the session
+// token, shown once to the client: only its SHA-256 is stored.
+func (s *Service) Login(ctx context.Context, email, password string, meta ClientMeta) (string, *ent.Session, *ent.User, error) {
+	sys := rules.System(ctx)
+	email = normalizeEmail(email)
+	if meta.IP == "" {
+		meta.IP = ClientIPFromContext(ctx)
+	}
+	key := LoginKey{Email: email, IP: meta.IP}
+
+	// Checked before the password, so a locked-out guesser learns nothing even
+	// when the guess is right.
+	wait, err := s.limiter.RetryAfter(ctx, key)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	if wait > 0 {
+		secs := int(math.Ceil(wait.Seconds()))
+		if err := s.writeAudit(ctx, s.client, auditEntry{action: ActionLoginRateLimited, target: email, ip: meta.IP}); err != nil {
+			return "", nil, nil, err
+		}
+		return "", nil, nil, apperr.New(apperr.RateLimited, "too many failed logins; try again in %d seconds", secs).
+			With("retryAfter", secs)
+	}
+
+	u, err := s.client.User.Query().Where(user.Email(email)).Only(sys)
+	if err != nil && !ent.IsNotFound(err) {
+		return "", nil, nil, fmt.Errorf("login: find user: %w", err)
+	}
+	stored := ""
+	if u != nil {
+		stored = u.PasswordHash
+	}
+	// An unknown email is verified against a dummy hash: same cost, same answer.
+	ok, stale, err := s.hasher.verify(ctx, password, stored)
+	if err != nil {
+		return "", nil, nil, fmt.Errorf("login: %w", err)
+	}
+	if u == nil || !ok || !u.Active {
+		reason := "wrong_password"
+		switch {
+		case u == nil:
+			reason = "unknown_email"
+		case ok:
+			reason = "inactive"
+		}
+		if err := s.writeAudit(ctx, s.client, auditEntry{
+			action: ActionLoginFailed, target: email, ip: meta.IP,
+			meta: map[string]any{"reason": reason, "userAgent": truncate(meta.UserAgent, maxAgentLen)},
+		}); err != nil {
+			return "", nil, nil, err
+		}
+		if err := s.limiter.Failed(ctx, key); err != nil {
+			return "", nil, nil, err
+		}
+		return "", nil, nil, errBadCredentials
+	}
+
+	var newHash string
+	if stale {
+		// Costs were raised since this hash was made: upgrade it now that the
+		// clear password is at hand.
+		if newHash, err = s.hasher.hash(ctx, password); err != nil {
+			return "", nil, nil, fmt.Errorf("login: rehash: %w", err)
+		}
+	}
+	token := newSessionToken()
+	now := s.now()
+	var sess *ent.Session
+	err = db.WithTx(sys, s.client, func(tx *ent.Tx) error {
+		sess, err = tx.Session.Create().
+			SetTokenHash(hashToken(token)).
+			SetUserID(u.ID).
+			SetCreatedAt(now).
+			SetLastSeenAt(now).
+			SetExpiresAt(minTime(now.Add(s.opts.SessionIdleTTL), now.Add(s.opts.SessionMaxAge))).
+			SetAbsoluteExpiresAt(now.Add(s.opts.SessionMaxAge)).
+			SetIP(truncate(meta.IP, maxIPLen)).
+			SetUserAgent(truncate(meta.UserAgent, maxAgentLen)).
+			Save(sys)
+		if err != nil {
+			return fmt.Errorf("create session: %w", err)
+		}
+		if newHash != "" {
+			if err := tx.User.UpdateOneID(u.ID).SetPasswordHash(newHash).Exec(sys); err != nil {
+				return fmt.Errorf("upgrade password hash: %w", err)
+			}
+		}
+		return s.writeAudit(ctx, tx.Client(), auditEntry{
+			actorID: u.ID, action: ActionLoginSucceeded, target: email, ip: meta.IP,
+			meta: map[string]any{"sessionId": sess.ID, "userAgent": truncate(meta.UserAgent, maxAgentLen)},
+		})
+	})
+	if err != nil {
+		return "", nil, nil, fmt.Errorf("login: %w", err)
+	}
+	if err := s.limiter.Succeeded(ctx, key); err != nil {
+		// The session exists; a limiter that cannot reset only delays a later lockout.
+		s.log.Warn("login limiter reset failed", zap.Error(err))
+	}
+	sess.Edges.User = u
+	return token, sess, u, nil
+}
+
+// Authenticate resolves a bearer or cookie credential: a session token, or an
+// API token (recognised by its prefix). Anything invalid, expired, revoked or
+// belonging to an inactive user is UNAUTHENTICATED.
+func (s *Service) Authenticate(ctx context.Context, credential string) (*viewer.Viewer, error) {
+	credential = strings.TrimSpace(credential)
+	switch {
+	case credential == "":
+		return nil, apperr.Unauthenticatedf("authentication required")
+	case len(credential) > maxCredentialLen:
+		return nil, errBadSession
+	case strings.HasPrefix(credential, APITokenPrefix):
+		return s.authenticateAPIToken(ctx, credential)
+	}
+	return s.authenticateSession(ctx, credential)
+}
+
+func (s *Service) authenticateSession(ctx context.Context, token string) (*viewer.Viewer, error) {
+	sys := rules.System(ctx)
+	sess, err := s.client.Session.Query().Where(session.TokenHash(hashToken(token))).WithUser().Only(sys)
+	switch {
+	case ent.IsNotFound(err):
+		return nil, errBadSession
+	case err != nil:
+		return nil, fmt.Errorf("authenticate session: %w", err)
+	}
+	now := s.now()
+	u := sess.Edges.User
+	if sess.RevokedAt != nil || !now.Before(sess.ExpiresAt) || !now.Before(sess.AbsoluteExpiresAt) || u == nil || !u.Active {
+		return nil, errBadSession
+	}
+	if now.Sub(sess.LastSeenAt) >= s.opts.TouchInterval {
+		s.touchSession(ctx, sess, now)
+	}
+	return &viewer.Viewer{
+		UserID:             u.ID,
+		Name:               u.Name,
+		Role:               viewer.Role(u.Role),
+		SessionID:          sess.ID,
+		MustChangePassword: u.MustChangePassword,
+	}, nil
+}
+
+// touchSession slides the expiry. The update is conditional so that concurrent
+// requests of one session write once, and it never revives a session that was
+// revoked or expired meanwhile. A failure only shortens the session: it is
+// logged, not returned.
+func (s *Service) touchSession(ctx context.Context, sess *ent.Session, now time.Time) {
+	expires := minTime(now.Add(s.opts.SessionIdleTTL), sess.AbsoluteExpiresAt)
+	_, err := s.client.Session.Update().
+		Where(session.ID(sess.ID), session.RevokedAtIsNil(), session.ExpiresAtGT(now),
+			session.LastSeenAtLTE(now.Add(-s.opts.TouchInterval))).
+		SetLastSeenAt(now).
+		SetExpiresAt(expires).
+		Save(rules.System(ctx))
+	if err != nil {
+		s.log.Warn("renew session", zap.String("session", sess.ID), zap.Error(err))
+	}
+}
+
+// Logout revokes the caller's session.
+func (s *Service) Logout(ctx context.Context) error {
+	v, err := requireViewer(ctx)
+	if err != nil {
+		return err
+	}
+	if v.SessionID == "" {
+		return apperr.BadInputf("an API token has no session to end; revoke the token instead")
+	}
+	sys := rules.System(ctx)
+	return db.WithTx(sys, s.client, func(tx *ent.Tx) error {
+		n, err := tx.Session.Update().
+			Where(session.ID(v.SessionID), session.RevokedAtIsNil()).
+			SetRevokedAt(s.now()).
+			Save(sys)
+		if err != nil {
+			return fmt.Errorf("logout: revoke session: %w", err)
+		}
+		if n == 0 {
+			return nil // already ended by a concurrent logout
+		}
+		return s.AuditTx(ctx, tx, ActionLogout, v.SessionID, nil)
+	})
+}
+
+// revokeSessions ends every live session of userID but keep (may be "").
+func (s *Service) revokeSessions(ctx context.Context, tx *ent.Tx, userID, keep string, now time.Time) (int, error) {
+	upd := tx.Session.Update().Where(session.UserID(userID), session.RevokedAtIsNil())
+	if keep != "" {
+		upd.Where(session.IDNEQ(keep))
+	}
+	n, err := upd.SetRevokedAt(now).Save(rules.System(ctx))
+	if err != nil {
+		return 0, fmt.Errorf("revoke sessions of %s: %w", userID, err)
+	}
+	return n, nil
+}
+
+// newSessionToken returns a random session token that cannot be mistaken for an
+// API token.
+func newSessionToken() string {
+	for {
+		if t := randomSecret(); !strings.HasPrefix(t, APITokenPrefix) {
+			return t
+		}
+	}
+}
+
+// hashToken is the stored form of a token. A fast hash is enough: tokens carry
+// 256 random bits, so there is nothing to guess offline.
+func hashToken(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
