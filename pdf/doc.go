@@ -8,4 +8,12 @@
 // through Runner, which executes them in a child process of the same binary
 // (see Main) under a time and memory limit. The functions are still plain
 // library calls over bytes, which keeps them easy to test and benchmark.
+//
+// The korrigo binary hands its "pdf" subcommand to Main before doing
+// anything else (no config, database or logger: the child must start fast
+// and touch nothing but its exchange directory):
+//
+//	if len(os.Args) > 1 && os.Args[1] == "pdf" {
+//		os.Exit(pdf.Main(os.Args[2:]))
+//	}
 package pdf
