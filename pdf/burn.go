@@ -92,6 +92,8 @@ func Burn(in []byte, marks []PageMarks, summary Summary) ([]byte, error) {
 			if len(ms) == 0 {
 				continue
 			}
+			// The rebuilt page keeps the source's user space, with the
+			// visible box as MediaBox: the source geometry still applies.
 			if err := b.stampPage(i+1, geoms[i], ms); err != nil {
 				return fmt.Errorf("page %d: %w", i+1, err)
 			}

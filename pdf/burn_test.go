@@ -269,3 +269,27 @@ func near(a, b float64) bool { return math.Abs(a-b) < 0.01 }
 func nearRect(a, b types.Rectangle) bool {
 	return near(a.LL.X, b.LL.X) && near(a.LL.Y, b.LL.Y) && near(a.UR.X, b.UR.X) && near(a.UR.Y, b.UR.Y)
 }
+
+func TestConcurrentOperations(t *testing.T) {
+	// The library holds process-wide pdfcpu state (config, the user-font
+	// directory); concurrent callers must not race on it.
+	copyPDF := readTestdata(t, "copy-a4-4p.pdf")
+	scan := readTestdata(t, "class-a3-odd-scan.pdf")
+	errs := make(chan error, 8)
+	for i := range 8 {
+		go func() {
+			var err error
+			if i%2 == 0 {
+				_, err = Burn(copyPDF, nil, sampleSummary())
+			} else {
+				_, err = SplitScan(scan, 4, nil)
+			}
+			errs <- err
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}

@@ -75,8 +75,11 @@ func newTextFont(xref *model.XRefTable) (*textFont, error) {
 		return nil, fmt.Errorf("font: %w", err)
 	}
 	ttf, ok, err := font.UserFont(fontName)
-	if err != nil || !ok {
-		return nil, fmt.Errorf("font: metrics for %s unavailable: %v", fontName, err)
+	if err != nil {
+		return nil, fmt.Errorf("font: metrics: %w", err)
+	}
+	if !ok {
+		return nil, fmt.Errorf("font: %s is not installed", fontName)
 	}
 	used := xref.UsedGIDs[fontName]
 	if used == nil {
