@@ -1,0 +1,58 @@
+package grading
+
+import (
+	"time"
+
+	"github.com/korrigo/korrigo/ent/examcopy"
+)
+
+// LockEventKind says what happened to a copy's grading lease.
+type LockEventKind string
+
+const (
+	LockAcquired LockEventKind = "ACQUIRED" // a new lease (new token)
+	LockRenewed  LockEventKind = "RENEWED"  // the holder extended it
+	LockReleased LockEventKind = "RELEASED" // the holder ended it, or finalization did
+	LockExpired  LockEventKind = "EXPIRED"  // the sweeper removed it after expiry
+	LockBroken   LockEventKind = "BROKEN"   // an admin ended it
+)
+
+// LockEvent is published after a lease change committed. Owner is the lease's
+// holder (the former holder when the lease ended). ExpiresAt is zero when the lease
+// ended. CopyVersion is the copy's version when the change committed: lease
+// changes do not bump it, so subscribers order lock events by At.
+type LockEvent struct {
+	ExamID      string
+	CopyID      string
+	Kind        LockEventKind
+	OwnerID     string
+	OwnerName   string
+	ExpiresAt   time.Time
+	CopyVersion int
+	At          time.Time
+}
+
+// StatusEvent is published after a status transition committed. CopyVersion is the
+// copy's version after the transition: a subscriber drops an event whose version
+// is not newer than its snapshot.
+type StatusEvent struct {
+	ExamID      string
+	CopyID      string
+	From        examcopy.Status
+	Status      examcopy.Status
+	CopyVersion int
+	ActorID     string // empty for the server's own transitions (job worker)
+	At          time.Time
+}
+
+// Audit-trail actions (GradingEvent.action) recorded by this package.
+const (
+	ActionLockAcquired      = "LOCK_ACQUIRED"
+	ActionLockReleased      = "LOCK_RELEASED"
+	ActionLockBroken        = "LOCK_BROKEN"
+	ActionLockExpired       = "LOCK_EXPIRED"
+	ActionMarkReady         = "MARK_READY"
+	ActionFinalize          = "FINALIZE"
+	ActionFinalizeSucceeded = "FINALIZE_SUCCEEDED"
+	ActionFinalizeFailed    = "FINALIZE_FAILED"
+)
