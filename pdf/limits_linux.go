@@ -35,7 +35,17 @@ func applyMemoryLimit(limit int64) error {
 		headroom *= 8
 	}
 	l := uint64(base + headroom)
-	return syscall.Setrlimit(syscall.RLIMIT_AS, &syscall.Rlimit{Cur: l, Max: l})
+	var cur syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_AS, &cur); err != nil {
+		return fmt.Errorf("get RLIMIT_AS: %w", err)
+	}
+	// Only root may raise a hard limit; a stricter one set by the operator
+	// stays in force.
+	l = min(l, cur.Max)
+	if err := syscall.Setrlimit(syscall.RLIMIT_AS, &syscall.Rlimit{Cur: l, Max: l}); err != nil {
+		return fmt.Errorf("set RLIMIT_AS: %w", err)
+	}
+	return nil
 }
 
 // vmSize is the process's current virtual memory size in bytes.
