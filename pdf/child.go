@@ -2,7 +2,6 @@ package pdf
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -216,5 +215,3 @@ func opSanitize(j *childJob) (any, [][]byte, error) {
 	}
 	return nil, [][]byte{out}, nil
 }
-
-var errNoOutput = errors.New("child reported no output file")

@@ -3,6 +3,7 @@ package pdf
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 )
 
@@ -84,3 +85,5 @@ func (r *Runner) single(op string, out *Output) ([]byte, error) {
 func (r *Runner) replyError(op string, err error) error {
 	return &RunnerError{Op: op, Kind: RunnerFailed, Message: "PDF processing returned an unreadable result", Err: err}
 }
+
+var errNoOutput = errors.New("child reported no output file")
