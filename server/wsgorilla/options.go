@@ -58,7 +58,8 @@ type Options struct {
 	// OnProtocolClose, if set, is called when the adapter itself closes a
 	// socket because the client broke the subprotocol (4400, 4401, 4406, 4408,
 	// 4409, 4429, …). gqlgen does not report failures before connection_ack
-	// anywhere else, so this is the hook for logs and metrics.
+	// anywhere else, and its CloseFunc then receives its own code (1002 or
+	// 1000), not the one on the wire: this is the hook for logs and metrics.
 	OnProtocolClose func(r *http.Request, code int, reason string)
 }
 

@@ -118,11 +118,12 @@ func (s *session) client(data []byte) verdict {
 func (s *session) strictClient(m clientMessage) verdict {
 	switch m.Type {
 	case s.d.init:
-		if s.initReceived {
-			return closeWith(CloseTooManyInitRequests, "Too many initialisation requests")
-		}
+		// Shape first, as graphql-ws's server validates before it dispatches.
 		if !isObjectOrNull(m.Payload) {
 			return badRequest // gqlgen would return without closing the socket
+		}
+		if s.initReceived {
+			return closeWith(CloseTooManyInitRequests, "Too many initialisation requests")
 		}
 		s.initReceived = true
 		return verdict{action: forward}
