@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,7 +17,15 @@ import (
 )
 
 func TestTransportWSHappyPath(t *testing.T) {
-	e := newEnv(t, wsgorilla.Options{}, nil)
+	var mu sync.Mutex
+	var readErrs []error
+	e := newEnv(t, wsgorilla.Options{}, func(ws *transport.Websocket) {
+		ws.ErrorFunc = func(_ context.Context, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			readErrs = append(readErrs, err)
+		}
+	})
 	c := e.dial(transportWS)
 	if got := c.Subprotocol(); got != transportWS {
 		t.Fatalf("negotiated %q", got)
@@ -40,6 +49,32 @@ func TestTransportWSHappyPath(t *testing.T) {
 	}
 	expectClose(t, c, 1000, "")
 	e.awaitClosed()
+	// A normal close reaches gqlgen as transport.ErrWebsocketClosed, which
+	// it does not report as an error.
+	mu.Lock()
+	defer mu.Unlock()
+	if len(readErrs) != 0 {
+		t.Fatalf("ErrorFunc got %v", readErrs)
+	}
+}
+
+func TestErrorFuncSeesProtocolError(t *testing.T) {
+	errs := make(chan error, 8)
+	e := newEnv(t, wsgorilla.Options{}, func(ws *transport.Websocket) {
+		ws.ErrorFunc = func(_ context.Context, err error) { errs <- err }
+	})
+	c := e.connect(transportWS)
+	sendRaw(t, c, "not json")
+	expectClose(t, c, 4400, "")
+	select {
+	case err := <-errs:
+		var pe *wsgorilla.ProtocolError
+		if !errors.As(err, &pe) || pe.Code != 4400 {
+			t.Fatalf("ErrorFunc got %v", err)
+		}
+	case <-time.After(wait):
+		t.Fatal("ErrorFunc not called")
+	}
 }
 
 func TestLegacyHappyPath(t *testing.T) {
