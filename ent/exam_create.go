@@ -315,11 +315,6 @@ func (_c *ExamCreate) check() error {
 	if _, ok := _c.mutation.Scheme(); !ok {
 		return &ValidationError{Name: "scheme", err: errors.New(`ent: missing required field "Exam.scheme"`)}
 	}
-	if v, ok := _c.mutation.Scheme(); ok {
-		if err := v.Validate(); err != nil {
-			return &ValidationError{Name: "scheme", err: fmt.Errorf(`ent: validator failed for field "Exam.scheme": %w`, err)}
-		}
-	}
 	if v, ok := _c.mutation.DeletedBy(); ok {
 		if err := exam.DeletedByValidator(v); err != nil {
 			return &ValidationError{Name: "deleted_by", err: fmt.Errorf(`ent: validator failed for field "Exam.deleted_by": %w`, err)}

@@ -367,11 +367,6 @@ func (_u *ExamUpdate) check() error {
 			return &ValidationError{Name: "pages_per_booklet", err: fmt.Errorf(`ent: validator failed for field "Exam.pages_per_booklet": %w`, err)}
 		}
 	}
-	if v, ok := _u.mutation.Scheme(); ok {
-		if err := v.Validate(); err != nil {
-			return &ValidationError{Name: "scheme", err: fmt.Errorf(`ent: validator failed for field "Exam.scheme": %w`, err)}
-		}
-	}
 	if v, ok := _u.mutation.DeletedBy(); ok {
 		if err := exam.DeletedByValidator(v); err != nil {
 			return &ValidationError{Name: "deleted_by", err: fmt.Errorf(`ent: validator failed for field "Exam.deleted_by": %w`, err)}
@@ -949,11 +944,6 @@ func (_u *ExamUpdateOne) check() error {
 	if v, ok := _u.mutation.PagesPerBooklet(); ok {
 		if err := exam.PagesPerBookletValidator(v); err != nil {
 			return &ValidationError{Name: "pages_per_booklet", err: fmt.Errorf(`ent: validator failed for field "Exam.pages_per_booklet": %w`, err)}
-		}
-	}
-	if v, ok := _u.mutation.Scheme(); ok {
-		if err := v.Validate(); err != nil {
-			return &ValidationError{Name: "scheme", err: fmt.Errorf(`ent: validator failed for field "Exam.scheme": %w`, err)}
 		}
 	}
 	if v, ok := _u.mutation.DeletedBy(); ok {

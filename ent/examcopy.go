@@ -88,7 +88,7 @@ type ExamCopyEdges struct {
 	// type was loaded (or requested) in eager-loading or not.
 	loadedTypes [11]bool
 	// totalCount holds the count of the edges above.
-	totalCount [2]map[string]int
+	totalCount [4]map[string]int
 
 	namedDrafts      map[string][]*Draft
 	namedAnnotations map[string][]*Annotation

@@ -1091,6 +1091,36 @@ func (_q *ExamCopyQuery) collectField(ctx context.Context, oneNode bool, opCtx *
 				fieldSeen[examcopy.FieldExamID] = struct{}{}
 			}
 
+		case "student":
+			var (
+				alias = field.Alias
+				path  = append(path, alias)
+				query = (&StudentClient{config: _q.config}).Query()
+			)
+			if err := query.collectField(ctx, oneNode, opCtx, field, path, mayAddCondition(satisfies, studentImplementors)...); err != nil {
+				return err
+			}
+			_q.withStudent = query
+			if _, ok := fieldSeen[examcopy.FieldStudentID]; !ok {
+				selectedFields = append(selectedFields, examcopy.FieldStudentID)
+				fieldSeen[examcopy.FieldStudentID] = struct{}{}
+			}
+
+		case "assignedCorrector":
+			var (
+				alias = field.Alias
+				path  = append(path, alias)
+				query = (&UserClient{config: _q.config}).Query()
+			)
+			if err := query.collectField(ctx, oneNode, opCtx, field, path, mayAddCondition(satisfies, userImplementors)...); err != nil {
+				return err
+			}
+			_q.withAssignedCorrector = query
+			if _, ok := fieldSeen[examcopy.FieldAssignedCorrectorID]; !ok {
+				selectedFields = append(selectedFields, examcopy.FieldAssignedCorrectorID)
+				fieldSeen[examcopy.FieldAssignedCorrectorID] = struct{}{}
+			}
+
 		case "events":
 			var (
 				alias = field.Alias
@@ -1134,10 +1164,10 @@ func (_q *ExamCopyQuery) collectField(ctx context.Context, oneNode bool, opCtx *
 						}
 						for i := range nodes {
 							n := m[nodes[i].ID]
-							if nodes[i].Edges.totalCount[1] == nil {
-								nodes[i].Edges.totalCount[1] = make(map[string]int)
+							if nodes[i].Edges.totalCount[3] == nil {
+								nodes[i].Edges.totalCount[3] = make(map[string]int)
 							}
-							nodes[i].Edges.totalCount[1][alias] = n
+							nodes[i].Edges.totalCount[3][alias] = n
 						}
 						return nil
 					})
@@ -1145,10 +1175,10 @@ func (_q *ExamCopyQuery) collectField(ctx context.Context, oneNode bool, opCtx *
 					_q.loadTotal = append(_q.loadTotal, func(_ context.Context, nodes []*ExamCopy) error {
 						for i := range nodes {
 							n := len(nodes[i].Edges.Events)
-							if nodes[i].Edges.totalCount[1] == nil {
-								nodes[i].Edges.totalCount[1] = make(map[string]int)
+							if nodes[i].Edges.totalCount[3] == nil {
+								nodes[i].Edges.totalCount[3] = make(map[string]int)
 							}
-							nodes[i].Edges.totalCount[1][alias] = n
+							nodes[i].Edges.totalCount[3][alias] = n
 						}
 						return nil
 					})
@@ -1193,6 +1223,11 @@ func (_q *ExamCopyQuery) collectField(ctx context.Context, oneNode bool, opCtx *
 			if _, ok := fieldSeen[examcopy.FieldStatus]; !ok {
 				selectedFields = append(selectedFields, examcopy.FieldStatus)
 				fieldSeen[examcopy.FieldStatus] = struct{}{}
+			}
+		case "pageCount":
+			if _, ok := fieldSeen[examcopy.FieldPageCount]; !ok {
+				selectedFields = append(selectedFields, examcopy.FieldPageCount)
+				fieldSeen[examcopy.FieldPageCount] = struct{}{}
 			}
 		case "shortBooklet":
 			if _, ok := fieldSeen[examcopy.FieldShortBooklet]; !ok {

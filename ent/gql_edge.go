@@ -117,6 +117,22 @@ func (_m *ExamCopy) Exam(ctx context.Context) (*Exam, error) {
 	return result, err
 }
 
+func (_m *ExamCopy) Student(ctx context.Context) (*Student, error) {
+	result, err := _m.Edges.StudentOrErr()
+	if IsNotLoaded(err) {
+		result, err = _m.QueryStudent().Only(ctx)
+	}
+	return result, MaskNotFound(err)
+}
+
+func (_m *ExamCopy) AssignedCorrector(ctx context.Context) (*User, error) {
+	result, err := _m.Edges.AssignedCorrectorOrErr()
+	if IsNotLoaded(err) {
+		result, err = _m.QueryAssignedCorrector().Only(ctx)
+	}
+	return result, MaskNotFound(err)
+}
+
 func (_m *ExamCopy) Events(
 	ctx context.Context, after *Cursor, first *int, before *Cursor, last *int, orderBy *GradingEventOrder,
 ) (*GradingEventConnection, error) {
@@ -124,7 +140,7 @@ func (_m *ExamCopy) Events(
 		WithGradingEventOrder(orderBy),
 	}
 	alias := graphql.GetFieldContext(ctx).Field.Alias
-	totalCount, hasTotalCount := _m.Edges.totalCount[1][alias]
+	totalCount, hasTotalCount := _m.Edges.totalCount[3][alias]
 	if nodes, err := _m.NamedEvents(alias); err == nil || hasTotalCount {
 		pager, err := newGradingEventPager(opts, last != nil)
 		if err != nil {

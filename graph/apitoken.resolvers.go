@@ -7,7 +7,6 @@ package graph
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/korrigo/korrigo/ent"
 	"github.com/korrigo/korrigo/graph/generated"
@@ -16,17 +15,24 @@ import (
 
 // CreateAPIToken is the resolver for the createApiToken field.
 func (r *mutationResolver) CreateAPIToken(ctx context.Context, input model.CreateAPITokenInput) (*model.APITokenSecret, error) {
-	panic(fmt.Errorf("not implemented: CreateAPIToken - createApiToken"))
+	secret, tok, err := r.Auth.CreateAPIToken(ctx, input.Name, input.Scopes, input.ExpiresAt)
+	if err != nil {
+		return nil, err
+	}
+	return &model.APITokenSecret{Token: secret, APIToken: tok}, nil
 }
 
 // RevokeAPIToken is the resolver for the revokeApiToken field.
 func (r *mutationResolver) RevokeAPIToken(ctx context.Context, id string) (bool, error) {
-	panic(fmt.Errorf("not implemented: RevokeAPIToken - revokeApiToken"))
+	if err := r.Auth.RevokeAPIToken(ctx, id); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // APITokens is the resolver for the apiTokens field.
 func (r *queryResolver) APITokens(ctx context.Context) ([]*ent.ApiToken, error) {
-	panic(fmt.Errorf("not implemented: APITokens - apiTokens"))
+	return r.Auth.APITokens(ctx)
 }
 
 // Mutation returns generated.MutationResolver implementation.

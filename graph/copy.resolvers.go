@@ -7,75 +7,97 @@ package graph
 
 import (
 	"context"
-	"fmt"
 
 	"entgo.io/contrib/entgql"
+	"github.com/korrigo/korrigo/apperr"
+	"github.com/korrigo/korrigo/auth/viewer"
 	"github.com/korrigo/korrigo/ent"
+	"github.com/korrigo/korrigo/ent/annotation"
 	"github.com/korrigo/korrigo/ent/examcopy"
 	"github.com/korrigo/korrigo/graph/model"
 )
 
 // Lock is the resolver for the lock field.
 func (r *copyResolver) Lock(ctx context.Context, obj *ent.ExamCopy) (*ent.CopyLock, error) {
-	panic(fmt.Errorf("not implemented: Lock - lock"))
+	return r.Grading.CurrentLock(ctx, obj.ID)
 }
 
 // MyDraft is the resolver for the myDraft field.
 func (r *copyResolver) MyDraft(ctx context.Context, obj *ent.ExamCopy) (*ent.Draft, error) {
-	panic(fmt.Errorf("not implemented: MyDraft - myDraft"))
+	return r.Grading.MyDraft(ctx, obj.ID)
 }
 
 // Annotations is the resolver for the annotations field.
 func (r *copyResolver) Annotations(ctx context.Context, obj *ent.ExamCopy, pageIndex *int) ([]*ent.Annotation, error) {
-	panic(fmt.Errorf("not implemented: Annotations - annotations"))
+	q := obj.QueryAnnotations().Where(annotation.DeletedAtIsNil())
+	if pageIndex != nil {
+		q.Where(annotation.PageIndex(*pageIndex))
+	}
+	return q.Order(ent.Asc(annotation.FieldPageIndex), ent.Asc(annotation.FieldCreatedAt)).All(ctx)
 }
 
 // Scores is the resolver for the scores field.
 func (r *copyResolver) Scores(ctx context.Context, obj *ent.ExamCopy) ([]*ent.QuestionScore, error) {
-	panic(fmt.Errorf("not implemented: Scores - scores"))
+	return r.Grading.Scores(ctx, obj.ID)
 }
 
 // Total is the resolver for the total field.
 func (r *copyResolver) Total(ctx context.Context, obj *ent.ExamCopy) (float64, error) {
-	panic(fmt.Errorf("not implemented: Total - total"))
+	return r.Grading.Total(ctx, obj)
 }
 
 // Grade20 is the resolver for the grade20 field.
 func (r *copyResolver) Grade20(ctx context.Context, obj *ent.ExamCopy) (*float64, error) {
-	panic(fmt.Errorf("not implemented: Grade20 - grade20"))
-}
-
-// Student is the resolver for the student field.
-func (r *copyResolver) Student(ctx context.Context, obj *ent.ExamCopy) (*ent.Student, error) {
-	panic(fmt.Errorf("not implemented: Student - student"))
-}
-
-// AssignedCorrector is the resolver for the assignedCorrector field.
-func (r *copyResolver) AssignedCorrector(ctx context.Context, obj *ent.ExamCopy) (*ent.User, error) {
-	panic(fmt.Errorf("not implemented: AssignedCorrector - assignedCorrector"))
+	return r.Grading.Grade20(ctx, obj)
 }
 
 // Progress is the resolver for the progress field.
 func (r *jobResolver) Progress(ctx context.Context, obj *ent.Job) (*model.JobProgress, error) {
-	panic(fmt.Errorf("not implemented: Progress - progress"))
+	return &model.JobProgress{Done: obj.ProgressDone, Total: obj.ProgressTotal}, nil
 }
 
 // Copy is the resolver for the copy field.
 func (r *jobResolver) Copy(ctx context.Context, obj *ent.Job) (*ent.ExamCopy, error) {
-	panic(fmt.Errorf("not implemented: Copy - copy"))
+	if obj.CopyID == nil {
+		return nil, nil
+	}
+	c, err := obj.QueryCopy().Only(ctx)
+	if ent.IsNotFound(err) {
+		return nil, nil
+	}
+	return c, err
 }
 
 // MarkCopyReady is the resolver for the markCopyReady field.
 func (r *mutationResolver) MarkCopyReady(ctx context.Context, copyID string) (*ent.ExamCopy, error) {
-	panic(fmt.Errorf("not implemented: MarkCopyReady - markCopyReady"))
+	return r.Grading.MarkCopyReady(ctx, copyID)
 }
 
 // MyCopies is the resolver for the myCopies field.
 func (r *queryResolver) MyCopies(ctx context.Context, examID *string, status *examcopy.Status, first *int, after *entgql.Cursor[string]) (*ent.CopyConnection, error) {
-	panic(fmt.Errorf("not implemented: MyCopies - myCopies"))
+	v := viewer.FromContext(ctx)
+	if v == nil {
+		return nil, apperr.Unauthenticatedf("sign in first")
+	}
+	if err := checkPage(&first, nil); err != nil {
+		return nil, err
+	}
+	q := r.Client.ExamCopy.Query().Where(examcopy.AssignedCorrectorID(v.UserID))
+	if examID != nil {
+		q.Where(examcopy.ExamID(*examID))
+	}
+	if status != nil {
+		q.Where(examcopy.StatusEQ(*status))
+	}
+	return q.Paginate(ctx, after, first, nil, nil,
+		ent.WithCopyOrder(&ent.CopyOrder{Direction: entgql.OrderDirectionAsc, Field: ent.ExamCopyOrderFieldAnonymousID}))
 }
 
 // Job is the resolver for the job field.
 func (r *queryResolver) Job(ctx context.Context, id string) (*ent.Job, error) {
-	panic(fmt.Errorf("not implemented: Job - job"))
+	j, err := r.Client.Job.Get(ctx, id)
+	if ent.IsNotFound(err) {
+		return nil, nil
+	}
+	return j, err
 }

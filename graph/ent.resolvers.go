@@ -7,7 +7,6 @@ package graph
 
 import (
 	"context"
-	"fmt"
 
 	"entgo.io/contrib/entgql"
 	"github.com/korrigo/korrigo/ent"
@@ -16,46 +15,73 @@ import (
 
 // Node is the resolver for the node field.
 func (r *queryResolver) Node(ctx context.Context, id string) (ent.Noder, error) {
-	panic(fmt.Errorf("not implemented: Node - node"))
+	return r.node(ctx, id)
 }
 
 // Nodes is the resolver for the nodes field.
 func (r *queryResolver) Nodes(ctx context.Context, ids []string) ([]ent.Noder, error) {
-	panic(fmt.Errorf("not implemented: Nodes - nodes"))
+	return r.nodes(ctx, ids)
 }
 
 // AuditLogs is the resolver for the auditLogs field.
 func (r *queryResolver) AuditLogs(ctx context.Context, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.AuditLogOrder, where *ent.AuditLogWhereInput) (*ent.AuditLogConnection, error) {
-	panic(fmt.Errorf("not implemented: AuditLogs - auditLogs"))
+	if err := checkPage(&first, last); err != nil {
+		return nil, err
+	}
+	return r.Client.AuditLog.Query().Paginate(ctx, after, first, before, last,
+		ent.WithAuditLogOrder(orderBy), ent.WithAuditLogFilter(where.Filter))
 }
 
 // Exams is the resolver for the exams field.
 func (r *queryResolver) Exams(ctx context.Context, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.ExamOrder, where *ent.ExamWhereInput) (*ent.ExamConnection, error) {
-	panic(fmt.Errorf("not implemented: Exams - exams"))
+	if err := checkPage(&first, last); err != nil {
+		return nil, err
+	}
+	return r.Client.Exam.Query().Paginate(ctx, after, first, before, last,
+		ent.WithExamOrder(orderBy), ent.WithExamFilter(where.Filter))
 }
 
 // Copies is the resolver for the copies field.
 func (r *queryResolver) Copies(ctx context.Context, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.CopyOrder, where *ent.CopyWhereInput) (*ent.CopyConnection, error) {
-	panic(fmt.Errorf("not implemented: Copies - copies"))
+	if err := checkPage(&first, last); err != nil {
+		return nil, err
+	}
+	return r.Client.ExamCopy.Query().Paginate(ctx, after, first, before, last,
+		ent.WithCopyOrder(orderBy), ent.WithCopyFilter(where.Filter))
 }
 
 // GradingEvents is the resolver for the gradingEvents field.
 func (r *queryResolver) GradingEvents(ctx context.Context, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.GradingEventOrder, where *ent.GradingEventWhereInput) (*ent.GradingEventConnection, error) {
-	panic(fmt.Errorf("not implemented: GradingEvents - gradingEvents"))
+	if err := checkPage(&first, last); err != nil {
+		return nil, err
+	}
+	return r.Client.GradingEvent.Query().Paginate(ctx, after, first, before, last,
+		ent.WithGradingEventOrder(orderBy), ent.WithGradingEventFilter(where.Filter))
 }
 
 // Students is the resolver for the students field.
 func (r *queryResolver) Students(ctx context.Context, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.StudentOrder, where *ent.StudentWhereInput) (*ent.StudentConnection, error) {
-	panic(fmt.Errorf("not implemented: Students - students"))
+	if err := checkPage(&first, last); err != nil {
+		return nil, err
+	}
+	return r.Client.Student.Query().Paginate(ctx, after, first, before, last,
+		ent.WithStudentOrder(orderBy), ent.WithStudentFilter(where.Filter))
 }
 
 // Users is the resolver for the users field.
 func (r *queryResolver) Users(ctx context.Context, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.UserOrder, where *ent.UserWhereInput) (*ent.UserConnection, error) {
-	panic(fmt.Errorf("not implemented: Users - users"))
+	if err := checkPage(&first, last); err != nil {
+		return nil, err
+	}
+	return r.Client.User.Query().Paginate(ctx, after, first, before, last,
+		ent.WithUserOrder(orderBy), ent.WithUserFilter(where.Filter))
 }
 
 // Copy returns generated.CopyResolver implementation.
 func (r *Resolver) Copy() generated.CopyResolver { return &copyResolver{r} }
+
+// CopyLock returns generated.CopyLockResolver implementation.
+func (r *Resolver) CopyLock() generated.CopyLockResolver { return &copyLockResolver{r} }
 
 // Exam returns generated.ExamResolver implementation.
 func (r *Resolver) Exam() generated.ExamResolver { return &examResolver{r} }
@@ -66,13 +92,10 @@ func (r *Resolver) Job() generated.JobResolver { return &jobResolver{r} }
 // Query returns generated.QueryResolver implementation.
 func (r *Resolver) Query() generated.QueryResolver { return &queryResolver{r} }
 
-// User returns generated.UserResolver implementation.
-func (r *Resolver) User() generated.UserResolver { return &userResolver{r} }
-
 type (
-	copyResolver  struct{ *Resolver }
-	examResolver  struct{ *Resolver }
-	jobResolver   struct{ *Resolver }
-	queryResolver struct{ *Resolver }
-	userResolver  struct{ *Resolver }
+	copyResolver     struct{ *Resolver }
+	copyLockResolver struct{ *Resolver }
+	examResolver     struct{ *Resolver }
+	jobResolver      struct{ *Resolver }
+	queryResolver    struct{ *Resolver }
 )

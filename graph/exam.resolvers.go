@@ -7,49 +7,60 @@ package graph
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/korrigo/korrigo/ent"
+	"github.com/korrigo/korrigo/exams"
 	"github.com/korrigo/korrigo/grading/scheme"
 	"github.com/korrigo/korrigo/graph/model"
 )
 
 // Scheme is the resolver for the scheme field.
 func (r *examResolver) Scheme(ctx context.Context, obj *ent.Exam) ([]*scheme.Node, error) {
-	panic(fmt.Errorf("not implemented: Scheme - scheme"))
+	out := make([]*scheme.Node, len(obj.Scheme))
+	for i := range obj.Scheme {
+		out[i] = &obj.Scheme[i]
+	}
+	return out, nil
 }
 
 // MaxPoints is the resolver for the maxPoints field.
 func (r *examResolver) MaxPoints(ctx context.Context, obj *ent.Exam) (float64, error) {
-	panic(fmt.Errorf("not implemented: MaxPoints - maxPoints"))
+	return obj.Scheme.Max(), nil
 }
 
 // CreateExam is the resolver for the createExam field.
 func (r *mutationResolver) CreateExam(ctx context.Context, input model.CreateExamInput) (*ent.Exam, error) {
-	panic(fmt.Errorf("not implemented: CreateExam - createExam"))
+	in := exams.CreateInput{Name: input.Name, Date: input.Date, PagesPerBooklet: input.PagesPerBooklet}
+	if input.RequireAppreciation != nil {
+		in.RequireAppreciation = *input.RequireAppreciation
+	}
+	return r.Exams.Create(ctx, in)
 }
 
 // UpdateExam is the resolver for the updateExam field.
 func (r *mutationResolver) UpdateExam(ctx context.Context, id string, input model.UpdateExamInput) (*ent.Exam, error) {
-	panic(fmt.Errorf("not implemented: UpdateExam - updateExam"))
+	return r.Exams.Update(ctx, id, exams.UpdateInput{
+		Name: input.Name, Date: input.Date, PagesPerBooklet: input.PagesPerBooklet,
+		RequireAppreciation: input.RequireAppreciation,
+	})
 }
 
 // SetGradingScheme is the resolver for the setGradingScheme field.
 func (r *mutationResolver) SetGradingScheme(ctx context.Context, examID string, scheme []*scheme.Node) (*ent.Exam, error) {
-	panic(fmt.Errorf("not implemented: SetGradingScheme - setGradingScheme"))
+	return r.Exams.SetScheme(ctx, examID, schemeFromInput(scheme))
 }
 
 // SetExamCorrectors is the resolver for the setExamCorrectors field.
 func (r *mutationResolver) SetExamCorrectors(ctx context.Context, examID string, userIds []string) (*ent.Exam, error) {
-	panic(fmt.Errorf("not implemented: SetExamCorrectors - setExamCorrectors"))
+	return r.Exams.SetCorrectors(ctx, examID, userIds)
 }
 
 // DeleteExam is the resolver for the deleteExam field.
 func (r *mutationResolver) DeleteExam(ctx context.Context, id string) (*ent.Exam, error) {
-	panic(fmt.Errorf("not implemented: DeleteExam - deleteExam"))
+	return r.Exams.Delete(ctx, id)
 }
 
 // RestoreExam is the resolver for the restoreExam field.
 func (r *mutationResolver) RestoreExam(ctx context.Context, id string) (*ent.Exam, error) {
-	panic(fmt.Errorf("not implemented: RestoreExam - restoreExam"))
+	return r.Exams.Restore(ctx, id)
 }

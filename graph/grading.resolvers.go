@@ -8,68 +8,89 @@ package graph
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 
+	"github.com/korrigo/korrigo/auth/viewer"
 	"github.com/korrigo/korrigo/ent"
+	"github.com/korrigo/korrigo/grading"
 	"github.com/korrigo/korrigo/graph/model"
 )
 
+// Token is the resolver for the token field.
+func (r *copyLockResolver) Token(ctx context.Context, obj *ent.CopyLock) (*string, error) {
+	if v := viewer.FromContext(ctx); v == nil || v.UserID != obj.OwnerID {
+		return nil, nil // the lease's secret is its owner's only
+	}
+	return &obj.Token, nil
+}
+
 // AcquireCopyLock is the resolver for the acquireCopyLock field.
 func (r *mutationResolver) AcquireCopyLock(ctx context.Context, copyID string, ttlSeconds *int) (*ent.CopyLock, error) {
-	panic(fmt.Errorf("not implemented: AcquireCopyLock - acquireCopyLock"))
+	return r.Grading.AcquireLock(ctx, copyID, ttlSeconds)
 }
 
 // RenewCopyLock is the resolver for the renewCopyLock field.
 func (r *mutationResolver) RenewCopyLock(ctx context.Context, copyID string, token string) (*ent.CopyLock, error) {
-	panic(fmt.Errorf("not implemented: RenewCopyLock - renewCopyLock"))
+	return r.Grading.RenewLock(ctx, copyID, token)
 }
 
 // ReleaseCopyLock is the resolver for the releaseCopyLock field.
 func (r *mutationResolver) ReleaseCopyLock(ctx context.Context, copyID string, token string) (bool, error) {
-	panic(fmt.Errorf("not implemented: ReleaseCopyLock - releaseCopyLock"))
+	return r.Grading.ReleaseLock(ctx, copyID, token)
 }
 
 // BreakCopyLock is the resolver for the breakCopyLock field.
 func (r *mutationResolver) BreakCopyLock(ctx context.Context, copyID string) (bool, error) {
-	panic(fmt.Errorf("not implemented: BreakCopyLock - breakCopyLock"))
+	return r.Grading.BreakLock(ctx, copyID)
 }
 
 // SaveDraft is the resolver for the saveDraft field.
 func (r *mutationResolver) SaveDraft(ctx context.Context, copyID string, clientID string, payload json.RawMessage, baseVersion *int) (*ent.Draft, error) {
-	panic(fmt.Errorf("not implemented: SaveDraft - saveDraft"))
+	return r.Grading.SaveDraft(ctx, copyID, clientID, payload, baseVersion)
 }
 
 // DiscardDraft is the resolver for the discardDraft field.
 func (r *mutationResolver) DiscardDraft(ctx context.Context, copyID string) (bool, error) {
-	panic(fmt.Errorf("not implemented: DiscardDraft - discardDraft"))
+	return r.Grading.DiscardDraft(ctx, copyID)
 }
 
 // CreateAnnotation is the resolver for the createAnnotation field.
 func (r *mutationResolver) CreateAnnotation(ctx context.Context, copyID string, lockToken string, input model.AnnotationInput) (*ent.Annotation, error) {
-	panic(fmt.Errorf("not implemented: CreateAnnotation - createAnnotation"))
+	in := grading.AnnotationInput{
+		PageIndex: input.PageIndex, X: input.X, Y: input.Y, W: input.W, H: input.H,
+		Kind: input.Kind, Points: input.Points,
+	}
+	if input.Text != nil {
+		in.Text = *input.Text
+	}
+	return r.Grading.CreateAnnotation(ctx, copyID, lockToken, in)
 }
 
 // UpdateAnnotation is the resolver for the updateAnnotation field.
 func (r *mutationResolver) UpdateAnnotation(ctx context.Context, id string, lockToken string, version int, input model.AnnotationPatch) (*ent.Annotation, error) {
-	panic(fmt.Errorf("not implemented: UpdateAnnotation - updateAnnotation"))
+	points, set := input.Points.ValueOK()
+	return r.Grading.UpdateAnnotation(ctx, id, lockToken, version, grading.AnnotationPatch{
+		PageIndex: input.PageIndex, X: input.X, Y: input.Y, W: input.W, H: input.H,
+		Kind: input.Kind, Text: input.Text,
+		Points: grading.PointsPatch{Set: set, Value: points},
+	})
 }
 
 // DeleteAnnotation is the resolver for the deleteAnnotation field.
 func (r *mutationResolver) DeleteAnnotation(ctx context.Context, id string, lockToken string, version int) (string, error) {
-	panic(fmt.Errorf("not implemented: DeleteAnnotation - deleteAnnotation"))
+	return r.Grading.DeleteAnnotation(ctx, id, lockToken, version)
 }
 
 // SetQuestionScore is the resolver for the setQuestionScore field.
 func (r *mutationResolver) SetQuestionScore(ctx context.Context, copyID string, lockToken string, questionID string, points *float64, remark *string) (*ent.ExamCopy, error) {
-	panic(fmt.Errorf("not implemented: SetQuestionScore - setQuestionScore"))
+	return r.Grading.SetQuestionScore(ctx, copyID, lockToken, questionID, points, remark)
 }
 
 // SetAppreciation is the resolver for the setAppreciation field.
 func (r *mutationResolver) SetAppreciation(ctx context.Context, copyID string, lockToken string, text string) (*ent.ExamCopy, error) {
-	panic(fmt.Errorf("not implemented: SetAppreciation - setAppreciation"))
+	return r.Grading.SetAppreciation(ctx, copyID, lockToken, text)
 }
 
 // FinalizeCopy is the resolver for the finalizeCopy field.
 func (r *mutationResolver) FinalizeCopy(ctx context.Context, copyID string, lockToken string) (*ent.Job, error) {
-	panic(fmt.Errorf("not implemented: FinalizeCopy - finalizeCopy"))
+	return r.Grading.FinalizeCopy(ctx, copyID, lockToken)
 }

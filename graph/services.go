@@ -1,4 +1,19 @@
 package graph
 
+import (
+	"go.uber.org/zap"
+
+	"github.com/korrigo/korrigo/auth"
+	"github.com/korrigo/korrigo/ent"
+	"github.com/korrigo/korrigo/exams"
+	"github.com/korrigo/korrigo/grading"
+)
+
 // Services are the domain services the resolvers call.
-type Services struct{}
+type Services struct {
+	Client  *ent.Client
+	Auth    *auth.Service
+	Exams   *exams.Service
+	Grading *grading.Service
+	Logger  *zap.Logger
+}

@@ -7,59 +7,63 @@ package graph
 
 import (
 	"context"
-	"fmt"
+	"time"
 
+	"github.com/korrigo/korrigo/auth"
+	"github.com/korrigo/korrigo/auth/viewer"
 	"github.com/korrigo/korrigo/ent"
-	"github.com/korrigo/korrigo/graph/generated"
 	"github.com/korrigo/korrigo/graph/model"
+	"github.com/korrigo/korrigo/server/httpctx"
 )
 
 // Login is the resolver for the login field.
-func (r *mutationResolver) Login(ctx context.Context, email string, password string) (*ent.Session, error) {
-	panic(fmt.Errorf("not implemented: Login - login"))
+func (r *mutationResolver) Login(ctx context.Context, email string, password string) (*model.Session, error) {
+	token, sess, u, err := r.Auth.Login(ctx, email, password, clientMeta(ctx))
+	if err != nil {
+		return nil, err
+	}
+	httpctx.SetSessionCookie(ctx, token, int(time.Until(sess.ExpiresAt).Seconds()))
+	return &model.Session{Token: token, ExpiresAt: sess.ExpiresAt, User: u}, nil
 }
 
 // Logout is the resolver for the logout field.
 func (r *mutationResolver) Logout(ctx context.Context) (bool, error) {
-	panic(fmt.Errorf("not implemented: Logout - logout"))
+	if err := r.Auth.Logout(ctx); err != nil {
+		return false, err
+	}
+	httpctx.SetSessionCookie(ctx, "", 0)
+	return true, nil
 }
 
 // ChangePassword is the resolver for the changePassword field.
 func (r *mutationResolver) ChangePassword(ctx context.Context, currentPassword string, newPassword string) (bool, error) {
-	panic(fmt.Errorf("not implemented: ChangePassword - changePassword"))
+	if err := r.Auth.ChangePassword(ctx, currentPassword, newPassword); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // CreateUser is the resolver for the createUser field.
 func (r *mutationResolver) CreateUser(ctx context.Context, input model.CreateUserInput) (*ent.User, error) {
-	panic(fmt.Errorf("not implemented: CreateUser - createUser"))
+	return r.Auth.CreateUser(ctx, auth.CreateUserInput{
+		Email: input.Email, Name: input.Name, Role: input.Role, Password: input.Password,
+	})
 }
 
 // ResetUserPassword is the resolver for the resetUserPassword field.
 func (r *mutationResolver) ResetUserPassword(ctx context.Context, userID string) (*model.TemporaryPassword, error) {
-	panic(fmt.Errorf("not implemented: ResetUserPassword - resetUserPassword"))
+	password, u, err := r.Auth.ResetUserPassword(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	return &model.TemporaryPassword{User: u, Password: password}, nil
 }
 
 // Me is the resolver for the me field.
 func (r *queryResolver) Me(ctx context.Context) (*ent.User, error) {
-	panic(fmt.Errorf("not implemented: Me - me"))
+	v := viewer.FromContext(ctx)
+	if v == nil {
+		return nil, nil
+	}
+	return r.Client.User.Get(ctx, v.UserID)
 }
-
-// Token is the resolver for the token field.
-func (r *sessionResolver) Token(ctx context.Context, obj *ent.Session) (string, error) {
-	panic(fmt.Errorf("not implemented: Token - token"))
-}
-
-// User is the resolver for the user field.
-func (r *sessionResolver) User(ctx context.Context, obj *ent.Session) (*ent.User, error) {
-	panic(fmt.Errorf("not implemented: User - user"))
-}
-
-// TemporaryPassword is the resolver for the temporaryPassword field.
-func (r *userResolver) TemporaryPassword(ctx context.Context, obj *ent.User) (*string, error) {
-	panic(fmt.Errorf("not implemented: TemporaryPassword - temporaryPassword"))
-}
-
-// Session returns generated.SessionResolver implementation.
-func (r *Resolver) Session() generated.SessionResolver { return &sessionResolver{r} }
-
-type sessionResolver struct{ *Resolver }

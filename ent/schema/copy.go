@@ -36,7 +36,7 @@ func (ExamCopy) Fields() []ent.Field {
 		optionalRef("assigned_corrector_id"),
 		optionalRef("source_blob_id"),
 		optionalRef("final_blob_id"),
-		field.Int("page_count").NonNegative().Annotations(entgql.Skip(entgql.SkipType)),
+		field.Int("page_count").NonNegative(),
 		// Set when the split produced fewer pages than pages_per_booklet.
 		field.Bool("short_booklet").Default(false),
 		field.Text("appreciation").Default("").MaxLen(4000),
@@ -52,10 +52,9 @@ func (ExamCopy) Fields() []ent.Field {
 func (ExamCopy) Edges() []ent.Edge {
 	return []ent.Edge{
 		edge.From("exam", Exam.Type).Ref("copies").Field("exam_id").Unique().Required(),
-		edge.To("student", Student.Type).Field("student_id").Unique().
-			Annotations(entgql.Skip(entgql.SkipWhereInput, entgql.SkipType)),
-		edge.To("assigned_corrector", User.Type).Field("assigned_corrector_id").Unique().
-			Annotations(entgql.Skip(entgql.SkipType)),
+		// Filtered by the Student privacy policy: null for everyone but admins.
+		edge.To("student", Student.Type).Field("student_id").Unique().Annotations(hiddenWhere),
+		edge.To("assigned_corrector", User.Type).Field("assigned_corrector_id").Unique(),
 		edge.To("source_blob", Blob.Type).Field("source_blob_id").Unique().Annotations(entgql.Skip()),
 		edge.To("final_blob", Blob.Type).Field("final_blob_id").Unique().Annotations(entgql.Skip()),
 		edge.To("lock", CopyLock.Type).Unique().

@@ -43,9 +43,11 @@ func (e *ValidationError) Error() string {
 	return fmt.Sprintf("scheme %s: %s", e.Path, e.Message)
 }
 
-// Validate checks unique non-empty ids, non-empty labels, leaves with positive
+// (Not named Validate: ent would run it on every exam write, refusing the empty
+// scheme a new exam starts with.)
+// Check checks unique non-empty ids, non-empty labels, leaves with positive
 // points, groups without points of their own, and size limits.
-func (s Scheme) Validate() error {
+func (s Scheme) Check() error {
 	if len(s) == 0 {
 		return &ValidationError{Message: "a scheme needs at least one question"}
 	}

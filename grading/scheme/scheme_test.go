@@ -9,7 +9,7 @@ func TestValidate(t *testing.T) {
 		{ID: "q1", Label: "Exercice 1", Children: []Node{{ID: "q1a", Label: "a", Points: pts(2)}, {ID: "q1b", Label: "b", Points: pts(3.5)}}},
 		{ID: "q2", Label: "Exercice 2", Points: pts(4)},
 	}
-	if err := good.Validate(); err != nil {
+	if err := good.Check(); err != nil {
 		t.Fatalf("valid scheme refused: %v", err)
 	}
 	if got := good.Max(); got != 9.5 {
@@ -32,7 +32,7 @@ func TestValidate(t *testing.T) {
 		"negative leaf": {{ID: "a", Label: "x", Points: pts(-1)}},
 	}
 	for name, s := range bad {
-		if err := s.Validate(); err == nil {
+		if err := s.Check(); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}

@@ -41,7 +41,7 @@ type MutationResolver interface {
 	SetQuestionScore(ctx context.Context, copyID string, lockToken string, questionID string, points *float64, remark *string) (*ent.ExamCopy, error)
 	SetAppreciation(ctx context.Context, copyID string, lockToken string, text string) (*ent.ExamCopy, error)
 	FinalizeCopy(ctx context.Context, copyID string, lockToken string) (*ent.Job, error)
-	Login(ctx context.Context, email string, password string) (*ent.Session, error)
+	Login(ctx context.Context, email string, password string) (*model.Session, error)
 	Logout(ctx context.Context) (bool, error)
 	ChangePassword(ctx context.Context, currentPassword string, newPassword string) (bool, error)
 	CreateUser(ctx context.Context, input model.CreateUserInput) (*ent.User, error)
@@ -1598,8 +1598,8 @@ func (ec *executionContext) _Mutation_login(ctx context.Context, field graphql.C
 			return ec.Resolvers.Mutation().Login(ctx, fc.Args["email"].(string), fc.Args["password"].(string))
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *ent.Session) graphql.Marshaler {
-			return ec.marshalNSession2ᚖgithubᚗcomᚋkorrigoᚋkorrigoᚋentᚐSession(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Session) graphql.Marshaler {
+			return ec.marshalNSession2ᚖgithubᚗcomᚋkorrigoᚋkorrigoᚋgraphᚋmodelᚐSession(ctx, selections, v)
 		},
 		true,
 		true,

@@ -35,8 +35,9 @@ type CopyResolver interface {
 	Scores(ctx context.Context, obj *ent.ExamCopy) ([]*ent.QuestionScore, error)
 	Total(ctx context.Context, obj *ent.ExamCopy) (float64, error)
 	Grade20(ctx context.Context, obj *ent.ExamCopy) (*float64, error)
-	Student(ctx context.Context, obj *ent.ExamCopy) (*ent.Student, error)
-	AssignedCorrector(ctx context.Context, obj *ent.ExamCopy) (*ent.User, error)
+}
+type CopyLockResolver interface {
+	Token(ctx context.Context, obj *ent.CopyLock) (*string, error)
 }
 type ExamResolver interface {
 	Scheme(ctx context.Context, obj *ent.Exam) ([]*scheme.Node, error)
@@ -59,9 +60,6 @@ type QueryResolver interface {
 	MyCopies(ctx context.Context, examID *string, status *examcopy.Status, first *int, after *entgql.Cursor[string]) (*ent.CopyConnection, error)
 	Job(ctx context.Context, id string) (*ent.Job, error)
 	Me(ctx context.Context) (*ent.User, error)
-}
-type UserResolver interface {
-	TemporaryPassword(ctx context.Context, obj *ent.User) (*string, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -1803,6 +1801,29 @@ func (ec *executionContext) fieldContext_Copy_status(_ context.Context, field gr
 	return graphql.NewScalarFieldContext("Copy", field, false, false, "CopyStatus")
 }
 
+func (ec *executionContext) _Copy_pageCount(ctx context.Context, field graphql.CollectedField, obj *ent.ExamCopy) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Copy_pageCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Copy_pageCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Copy", field, false, false, "Int")
+}
+
 func (ec *executionContext) _Copy_shortBooklet(ctx context.Context, field graphql.CollectedField, obj *ent.ExamCopy) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -1973,6 +1994,70 @@ func (ec *executionContext) fieldContext_Copy_exam(_ context.Context, field grap
 	return fc, nil
 }
 
+func (ec *executionContext) _Copy_student(ctx context.Context, field graphql.CollectedField, obj *ent.ExamCopy) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Copy_student(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Student(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.Student) graphql.Marshaler {
+			return ec.marshalOStudent2ᚖgithubᚗcomᚋkorrigoᚋkorrigoᚋentᚐStudent(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Copy_student(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Copy",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Student(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Copy_assignedCorrector(ctx context.Context, field graphql.CollectedField, obj *ent.ExamCopy) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Copy_assignedCorrector(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AssignedCorrector(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.User) graphql.Marshaler {
+			return ec.marshalOUser2ᚖgithubᚗcomᚋkorrigoᚋkorrigoᚋentᚐUser(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Copy_assignedCorrector(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Copy",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_User(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Copy_events(ctx context.Context, field graphql.CollectedField, obj *ent.ExamCopy) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -2038,29 +2123,6 @@ func (ec *executionContext) _Copy_anonymousId(ctx context.Context, field graphql
 }
 func (ec *executionContext) fieldContext_Copy_anonymousId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Copy", field, false, false, "String")
-}
-
-func (ec *executionContext) _Copy_pageCount(ctx context.Context, field graphql.CollectedField, obj *ent.ExamCopy) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_Copy_pageCount(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.PageCount, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
-			return ec.marshalNInt2int(ctx, selections, v)
-		},
-		true,
-		true,
-	)
-}
-func (ec *executionContext) fieldContext_Copy_pageCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Copy", field, false, false, "Int")
 }
 
 func (ec *executionContext) _Copy_lock(ctx context.Context, field graphql.CollectedField, obj *ent.ExamCopy) (ret graphql.Marshaler) {
@@ -2247,70 +2309,6 @@ func (ec *executionContext) _Copy_grade20(ctx context.Context, field graphql.Col
 }
 func (ec *executionContext) fieldContext_Copy_grade20(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Copy", field, true, true, "Float")
-}
-
-func (ec *executionContext) _Copy_student(ctx context.Context, field graphql.CollectedField, obj *ent.ExamCopy) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_Copy_student(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.Copy().Student(ctx, obj)
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *ent.Student) graphql.Marshaler {
-			return ec.marshalOStudent2ᚖgithubᚗcomᚋkorrigoᚋkorrigoᚋentᚐStudent(ctx, selections, v)
-		},
-		true,
-		false,
-	)
-}
-func (ec *executionContext) fieldContext_Copy_student(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	fc = &graphql.FieldContext{
-		Object:     "Copy",
-		Field:      field,
-		IsMethod:   true,
-		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_Student(ctx, field)
-		},
-	}
-	return fc, nil
-}
-
-func (ec *executionContext) _Copy_assignedCorrector(ctx context.Context, field graphql.CollectedField, obj *ent.ExamCopy) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_Copy_assignedCorrector(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.Copy().AssignedCorrector(ctx, obj)
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *ent.User) graphql.Marshaler {
-			return ec.marshalOUser2ᚖgithubᚗcomᚋkorrigoᚋkorrigoᚋentᚐUser(ctx, selections, v)
-		},
-		true,
-		false,
-	)
-}
-func (ec *executionContext) fieldContext_Copy_assignedCorrector(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	fc = &graphql.FieldContext{
-		Object:     "Copy",
-		Field:      field,
-		IsMethod:   true,
-		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_User(ctx, field)
-		},
-	}
-	return fc, nil
 }
 
 func (ec *executionContext) _CopyConnection_edges(ctx context.Context, field graphql.CollectedField, obj *ent.CopyConnection) (ret graphql.Marshaler) {
@@ -2597,18 +2595,18 @@ func (ec *executionContext) _CopyLock_token(ctx context.Context, field graphql.C
 			return ec.fieldContext_CopyLock_token(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.Token, nil
+			return ec.Resolvers.CopyLock().Token(ctx, obj)
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
-			return ec.marshalOString2string(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
 		},
 		true,
 		false,
 	)
 }
 func (ec *executionContext) fieldContext_CopyLock_token(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("CopyLock", field, false, false, "String")
+	return graphql.NewScalarFieldContext("CopyLock", field, true, true, "String")
 }
 
 func (ec *executionContext) _Draft_id(ctx context.Context, field graphql.CollectedField, obj *ent.Draft) (ret graphql.Marshaler) {
@@ -5293,29 +5291,6 @@ func (ec *executionContext) fieldContext_User_correctedExams(_ context.Context, 
 		},
 	}
 	return fc, nil
-}
-
-func (ec *executionContext) _User_temporaryPassword(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_User_temporaryPassword(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.User().TemporaryPassword(ctx, obj)
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
-			return ec.marshalOString2ᚖstring(ctx, selections, v)
-		},
-		true,
-		false,
-	)
-}
-func (ec *executionContext) fieldContext_User_temporaryPassword(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("User", field, true, true, "String")
 }
 
 func (ec *executionContext) _UserConnection_edges(ctx context.Context, field graphql.CollectedField, obj *ent.UserConnection) (ret graphql.Marshaler) {
@@ -10006,6 +9981,11 @@ func (ec *executionContext) _Copy(ctx context.Context, sel ast.SelectionSet, obj
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "pageCount":
+			out.Values[i] = ec._Copy_pageCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "shortBooklet":
 			out.Values[i] = ec._Copy_shortBooklet(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -10042,6 +10022,18 @@ func (ec *executionContext) _Copy(ctx context.Context, sel ast.SelectionSet, obj
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Copy_exam(ctx, field, obj)
 				})
+		case "student":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Copy_student(ctx, field, obj)
+				})
+		case "assignedCorrector":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Copy_assignedCorrector(ctx, field, obj)
+				})
 		case "events":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, true,
@@ -10050,11 +10042,6 @@ func (ec *executionContext) _Copy(ctx context.Context, sel ast.SelectionSet, obj
 				})
 		case "anonymousId":
 			out.Values[i] = ec._Copy_anonymousId(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
-			}
-		case "pageCount":
-			out.Values[i] = ec._Copy_pageCount(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
@@ -10093,18 +10080,6 @@ func (ec *executionContext) _Copy(ctx context.Context, sel ast.SelectionSet, obj
 				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Copy_grade20(ctx, field, obj)
-				})
-		case "student":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, false,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._Copy_student(ctx, field, obj)
-				})
-		case "assignedCorrector":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, false,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._Copy_assignedCorrector(ctx, field, obj)
 				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -10243,10 +10218,11 @@ func (ec *executionContext) _CopyLock(ctx context.Context, sel ast.SelectionSet,
 					return ec._CopyLock_owner(ctx, field, obj)
 				})
 		case "token":
-			out.Values[i] = ec._CopyLock_token(ctx, field, obj)
-			if out.Values[i] == graphql.RequiredNull {
-				atomic.AddUint32(&out.Invalids, 1)
-			}
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._CopyLock_token(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -11186,12 +11162,6 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._User_correctedExams(ctx, field, obj)
-				})
-		case "temporaryPassword":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, false,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._User_temporaryPassword(ctx, field, obj)
 				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))

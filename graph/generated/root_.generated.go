@@ -28,12 +28,11 @@ type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
 	Copy() CopyResolver
+	CopyLock() CopyLockResolver
 	Exam() ExamResolver
 	Job() JobResolver
 	Mutation() MutationResolver
 	Query() QueryResolver
-	Session() SessionResolver
-	User() UserResolver
 }
 
 type DirectiveRoot struct {
@@ -340,7 +339,6 @@ type ComplexityRoot struct {
 		MustChangePassword func(childComplexity int) int
 		Name               func(childComplexity int) int
 		Role               func(childComplexity int) int
-		TemporaryPassword  func(childComplexity int) int
 		UpdatedAt          func(childComplexity int) int
 	}
 
@@ -1850,12 +1848,6 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.User.Role(childComplexity), true
-	case "User.temporaryPassword":
-		if e.ComplexityRoot.User.TemporaryPassword == nil {
-			break
-		}
-
-		return e.ComplexityRoot.User.TemporaryPassword(childComplexity), true
 	case "User.updatedAt":
 		if e.ComplexityRoot.User.UpdatedAt == nil {
 			break
@@ -2040,7 +2032,6 @@ extend type Mutation {
 
 extend type Copy {
   anonymousId: String!
-  pageCount: Int!
   "The current grading lease, null when free or expired."
   lock: CopyLock
   "The caller's autosaved draft."
@@ -2051,9 +2042,6 @@ extend type Copy {
   total: Float!
   "total / maxPoints × 20, rounded to the hundredth; null until every question is scored."
   grade20: Float
-  "Admins only; null for everyone else."
-  student: Student
-  assignedCorrector: User
 }
 
 extend type QuestionScore {
@@ -2311,6 +2299,7 @@ type Copy implements Node @goModel(model: "github.com/korrigo/korrigo/ent.ExamCo
   createdAt: Time!
   updatedAt: Time!
   status: CopyStatus!
+  pageCount: Int!
   shortBooklet: Boolean!
   appreciation: String!
   gradedAt: Time
@@ -2318,6 +2307,8 @@ type Copy implements Node @goModel(model: "github.com/korrigo/korrigo/ent.ExamCo
   finalizeAttempts: Int!
   version: Int!
   exam: Exam!
+  student: Student
+  assignedCorrector: User
   events(
     """
     Returns the elements in the list that come after the specified cursor.
@@ -3721,7 +3712,7 @@ extend type Exam {
 
 extend type CopyLock {
   "Only shown to the lease's owner."
-  token: String
+  token: String @goField(forceResolver: true)
 }
 
 extend type Draft {
@@ -3771,7 +3762,7 @@ extend type Mutation {
   logout: Boolean!
   "Changes the caller's password; other sessions of the caller end."
   changePassword(currentPassword: String!, newPassword: String!): Boolean!
-  "Admin: creates an account. Without a password, a temporary one is generated and returned once in the result's temporaryPassword."
+  "Admin: creates an account. Without a password the account cannot log in until resetUserPassword hands out a temporary one."
   createUser(input: CreateUserInput!): User!
   "Admin: replaces a user's password with a one-time temporary password that must be changed at next login."
   resetUserPassword(userId: ID!): TemporaryPassword!
@@ -3794,11 +3785,6 @@ input CreateUserInput {
   name: String!
   role: UserRole!
   password: String
-}
-
-extend type User {
-  "Set right after createUser when the server generated the password; null afterwards."
-  temporaryPassword: String
 }
 `, BuiltIn: false},
 }
@@ -3950,6 +3936,8 @@ func (ec *executionContext) childFields_Copy(ctx context.Context, field graphql.
 		return ec.fieldContext_Copy_updatedAt(ctx, field)
 	case "status":
 		return ec.fieldContext_Copy_status(ctx, field)
+	case "pageCount":
+		return ec.fieldContext_Copy_pageCount(ctx, field)
 	case "shortBooklet":
 		return ec.fieldContext_Copy_shortBooklet(ctx, field)
 	case "appreciation":
@@ -3964,12 +3952,14 @@ func (ec *executionContext) childFields_Copy(ctx context.Context, field graphql.
 		return ec.fieldContext_Copy_version(ctx, field)
 	case "exam":
 		return ec.fieldContext_Copy_exam(ctx, field)
+	case "student":
+		return ec.fieldContext_Copy_student(ctx, field)
+	case "assignedCorrector":
+		return ec.fieldContext_Copy_assignedCorrector(ctx, field)
 	case "events":
 		return ec.fieldContext_Copy_events(ctx, field)
 	case "anonymousId":
 		return ec.fieldContext_Copy_anonymousId(ctx, field)
-	case "pageCount":
-		return ec.fieldContext_Copy_pageCount(ctx, field)
 	case "lock":
 		return ec.fieldContext_Copy_lock(ctx, field)
 	case "myDraft":
@@ -3982,10 +3972,6 @@ func (ec *executionContext) childFields_Copy(ctx context.Context, field graphql.
 		return ec.fieldContext_Copy_total(ctx, field)
 	case "grade20":
 		return ec.fieldContext_Copy_grade20(ctx, field)
-	case "student":
-		return ec.fieldContext_Copy_student(ctx, field)
-	case "assignedCorrector":
-		return ec.fieldContext_Copy_assignedCorrector(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Copy", field.Name)
 }
@@ -4322,8 +4308,6 @@ func (ec *executionContext) childFields_User(ctx context.Context, field graphql.
 		return ec.fieldContext_User_mustChangePassword(ctx, field)
 	case "correctedExams":
 		return ec.fieldContext_User_correctedExams(ctx, field)
-	case "temporaryPassword":
-		return ec.fieldContext_User_temporaryPassword(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type User", field.Name)
 }

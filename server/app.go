@@ -1,0 +1,165 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/korrigo/korrigo/auth"
+	"github.com/korrigo/korrigo/db"
+	"github.com/korrigo/korrigo/exams"
+	"github.com/korrigo/korrigo/grading"
+	"github.com/korrigo/korrigo/graph"
+)
+
+// App is one `korrigo serve` process: database, services and HTTP server.
+type App struct {
+	Config   Config
+	Log      *zap.Logger
+	DB       *db.DB
+	Services graph.Services
+	Handler  http.Handler
+
+	stopBackground context.CancelFunc
+	background     chan struct{}
+}
+
+// NewApp opens the database, applies migrations and wires the services.
+func NewApp(ctx context.Context, cfg Config, log *zap.Logger) (*App, error) {
+	d, err := db.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.Migrate(ctx); err != nil {
+		d.Close()
+		return nil, err
+	}
+	log.Info("database ready", zap.String("dialect", d.Dialect))
+	a, err := NewAppWithDB(cfg, log, d)
+	if err != nil {
+		d.Close()
+	}
+	return a, err
+}
+
+// NewAppWithDB wires the services over an open, migrated database.
+func NewAppWithDB(cfg Config, log *zap.Logger, d *db.DB) (*App, error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("create data dir %s: %w", cfg.DataDir, err)
+	}
+	services := graph.Services{
+		Client:  d.Client,
+		Auth:    auth.NewService(d.Client, log.Named("auth"), auth.Options{}),
+		Exams:   exams.NewService(d.Client, log.Named("exams")),
+		Grading: grading.NewService(d, log.Named("grading"), nil),
+		Logger:  log,
+	}
+	a := &App{Config: cfg, Log: log, DB: d, Services: services}
+	a.Handler = a.routes()
+	return a, nil
+}
+
+func (a *App) routes() http.Handler {
+	mux := http.NewServeMux()
+	gql := NewGraphQLHandler(a.Services, a.Log.Named("graphql"), a.Config.Production())
+	mux.Handle("/graphql", withIdentity(a.Services.Auth, a.Config.Production(), a.Log, limitBody(gql)))
+	mux.HandleFunc("GET /healthz", healthz)
+	mux.Handle("GET /readyz", readyz(a.checks(), func(name string, err error) {
+		a.Log.Warn("readiness check failed", zap.String("check", name), zap.Error(err))
+	}))
+	return withRequestID(withAccessLog(a.Log.Named("http"), mux))
+}
+
+// limitBody caps JSON request bodies; uploads get their own limit.
+func limitBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (a *App) checks() []Check {
+	return []Check{
+		{Name: "database", Run: a.DB.Ping},
+		{Name: "data_dir", Run: func(context.Context) error { return checkWritable(a.Config.DataDir) }},
+	}
+}
+
+// checkWritable creates and removes a probe file.
+func checkWritable(dir string) error {
+	f, err := os.CreateTemp(dir, ".readyz-*")
+	if err != nil {
+		return fmt.Errorf("data dir not writable: %w", err)
+	}
+	name := f.Name()
+	return errors.Join(f.Close(), os.Remove(filepath.Clean(name)))
+}
+
+// StartBackground runs the periodic work of a serve process (lease sweeper).
+func (a *App) StartBackground(ctx context.Context) {
+	ctx, a.stopBackground = context.WithCancel(ctx)
+	a.background = make(chan struct{})
+	go func() {
+		defer close(a.background)
+		a.Services.Grading.RunSweeper(ctx, 5*time.Second)
+	}()
+}
+
+// EnsureFirstAdmin creates the first admin on an empty database and prints its
+// credentials once, on the console only (not in the logs).
+func (a *App) EnsureFirstAdmin(ctx context.Context) error {
+	created, email, password, err := a.Services.Auth.EnsureFirstAdmin(ctx, a.Config.AdminEmail, a.Config.AdminPassword)
+	if err != nil {
+		return fmt.Errorf("first admin: %w", err)
+	}
+	if !created {
+		return nil
+	}
+	a.Log.Info("first admin account created", zap.String("email", email))
+	if a.Config.AdminPassword == "" {
+		fmt.Fprintf(os.Stdout, "\n  First admin account (shown once, change it at first login):\n    email:    %s\n    password: %s\n\n", email, password)
+	}
+	return nil
+}
+
+// Serve listens until ctx ends, then shuts down gracefully: stop accepting, cancel
+// the root context (ends WebSocket subscriptions, which Shutdown does not track),
+// wait for in-flight requests and background work.
+func (a *App) Serve(ctx context.Context, ln net.Listener) error {
+	root, cancelRoot := context.WithCancel(context.Background())
+	defer cancelRoot()
+	srv := &http.Server{
+		Handler:           a.Handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return root },
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	a.Log.Info("serving", zap.String("addr", ln.Addr().String()), zap.String("env", a.Config.Env))
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	a.Log.Info("shutting down")
+	cancelRoot()
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), a.Config.ShutdownTimeout)
+	defer cancel()
+	err := srv.Shutdown(shutdownCtx)
+	if a.stopBackground != nil {
+		a.stopBackground()
+		<-a.background
+	}
+	return err
+}
+
+// Close releases the database.
+func (a *App) Close() error { return a.DB.Close() }

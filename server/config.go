@@ -1,0 +1,113 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is read from KORRIGO_* environment variables (DESIGN.md §12).
+type Config struct {
+	Addr           string
+	DatabaseURL    string
+	AdminEmail     string
+	AdminPassword  string
+	RedisURL       string
+	DataDir        string
+	Env            string // development | production
+	AllowedOrigins []string
+	SentryDSN      string
+	LogLevel       string
+	// MetricsToken protects /metrics; required in production.
+	MetricsToken string
+	// Replicas is how many serve processes share the database (for the safety check).
+	Replicas        int
+	ShutdownTimeout time.Duration
+}
+
+// Production reports whether the server runs with production settings.
+func (c Config) Production() bool { return c.Env == "production" }
+
+// LoadConfig reads the environment and validates it.
+func LoadConfig(getenv func(string) string) (Config, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	get := func(k, def string) string {
+		if v := strings.TrimSpace(getenv(k)); v != "" {
+			return v
+		}
+		return def
+	}
+	c := Config{
+		Addr:          get("KORRIGO_ADDR", ":8080"),
+		DatabaseURL:   get("KORRIGO_DATABASE_URL", "sqlite://./data/korrigo.db"),
+		AdminEmail:    get("KORRIGO_ADMIN_EMAIL", ""),
+		AdminPassword: getenv("KORRIGO_ADMIN_PASSWORD"),
+		RedisURL:      get("KORRIGO_REDIS_URL", ""),
+		DataDir:       get("KORRIGO_DATA_DIR", "./data"),
+		Env:           get("KORRIGO_ENV", "development"),
+		SentryDSN:     get("KORRIGO_SENTRY_DSN", ""),
+		LogLevel:      get("KORRIGO_LOG_LEVEL", "info"),
+		MetricsToken:  get("KORRIGO_METRICS_TOKEN", ""),
+	}
+	for _, o := range strings.Split(get("KORRIGO_ALLOWED_ORIGINS", ""), ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			c.AllowedOrigins = append(c.AllowedOrigins, strings.TrimRight(o, "/"))
+		}
+	}
+	var err error
+	if c.Replicas, err = strconv.Atoi(get("KORRIGO_REPLICAS", "1")); err != nil || c.Replicas < 1 {
+		return c, fmt.Errorf("config: KORRIGO_REPLICAS must be a positive integer")
+	}
+	if c.ShutdownTimeout, err = time.ParseDuration(get("KORRIGO_SHUTDOWN_TIMEOUT", "30s")); err != nil {
+		return c, fmt.Errorf("config: KORRIGO_SHUTDOWN_TIMEOUT: %w", err)
+	}
+	return c, c.Validate()
+}
+
+// Validate refuses inconsistent settings, and unsafe ones in production.
+func (c Config) Validate() error {
+	var errs []error
+	switch c.Env {
+	case "development", "production":
+	default:
+		errs = append(errs, fmt.Errorf("KORRIGO_ENV must be development or production, got %q", c.Env))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("KORRIGO_LOG_LEVEL must be debug, info, warn or error, got %q", c.LogLevel))
+	}
+	if !strings.HasPrefix(c.DatabaseURL, "sqlite://") && !strings.HasPrefix(c.DatabaseURL, "postgres://") &&
+		!strings.HasPrefix(c.DatabaseURL, "postgresql://") {
+		errs = append(errs, errors.New("KORRIGO_DATABASE_URL must start with sqlite:// or postgres://"))
+	}
+	for _, o := range c.AllowedOrigins {
+		if strings.Contains(o, "*") {
+			if c.Production() {
+				errs = append(errs, errors.New("KORRIGO_ALLOWED_ORIGINS: wildcard origins are refused in production"))
+			}
+		} else if !strings.HasPrefix(o, "http://") && !strings.HasPrefix(o, "https://") {
+			errs = append(errs, fmt.Errorf("KORRIGO_ALLOWED_ORIGINS: %q is not an origin (scheme://host[:port])", o))
+		}
+	}
+	if c.Production() {
+		if c.MetricsToken == "" || len(c.MetricsToken) < 16 {
+			errs = append(errs, errors.New("KORRIGO_METRICS_TOKEN (16+ characters) is required in production"))
+		}
+		if strings.HasPrefix(c.DatabaseURL, "sqlite://") && c.Replicas > 1 {
+			errs = append(errs, errors.New("SQLite cannot be shared by several replicas: use PostgreSQL"))
+		}
+		if c.AdminPassword != "" && len(c.AdminPassword) < 12 {
+			errs = append(errs, errors.New("KORRIGO_ADMIN_PASSWORD is too short for production"))
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("config: %w", errors.Join(errs...))
+	}
+	return nil
+}

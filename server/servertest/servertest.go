@@ -1,0 +1,220 @@
+// Package servertest runs the real HTTP server (middleware, gqlgen handler,
+// services) over a test database, and speaks GraphQL to it like a client does.
+package servertest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+
+	"entgo.io/ent/dialect"
+	entsql "entgo.io/ent/dialect/sql"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/korrigo/korrigo/auth/rules"
+	"github.com/korrigo/korrigo/db"
+	"github.com/korrigo/korrigo/ent"
+	"github.com/korrigo/korrigo/ent/user"
+	"github.com/korrigo/korrigo/server"
+)
+
+// Env is a running server over one test database.
+type Env struct {
+	T      testing.TB
+	DB     *db.DB
+	App    *server.App
+	Server *httptest.Server
+	// Statements counts SQL statements sent through ent since the last Reset.
+	Statements *Counter
+
+	adminToken string
+}
+
+// Counter counts statements.
+type Counter struct{ n atomic.Int64 }
+
+// Load returns the count.
+func (c *Counter) Load() int64 { return c.n.Load() }
+
+// Reset sets the count to zero.
+func (c *Counter) Reset() { c.n.Store(0) }
+
+// New starts a server over d. Every ent statement is counted (for N+1 tests).
+func New(t testing.TB, d *db.DB) *Env {
+	t.Helper()
+	counter := &Counter{}
+	drv := dialect.DebugWithContext(entsql.OpenDB(d.Dialect, d.SQL), func(context.Context, ...any) {
+		counter.n.Add(1)
+	})
+	counted := &db.DB{Client: ent.NewClient(ent.Driver(drv)), SQL: d.SQL, Dialect: d.Dialect}
+	cfg, err := server.LoadConfig(func(k string) string {
+		if k == "KORRIGO_DATA_DIR" {
+			return t.TempDir()
+		}
+		return ""
+	})
+	if err != nil {
+		t.Fatalf("servertest: %v", err)
+	}
+	app, err := server.NewAppWithDB(cfg, zaptest.NewLogger(t), counted)
+	if err != nil {
+		t.Fatalf("servertest: %v", err)
+	}
+	srv := httptest.NewServer(app.Handler)
+	t.Cleanup(srv.Close)
+	return &Env{T: t, DB: counted, App: app, Server: srv, Statements: counter}
+}
+
+// Ctx is a context in which tests read and write the database directly.
+func (e *Env) Ctx() context.Context { return rules.System(context.Background()) }
+
+// Response is a GraphQL response.
+type Response struct {
+	Status int
+	Data   json.RawMessage `json:"data"`
+	Errors []Error         `json:"errors"`
+}
+
+// Error is one GraphQL error.
+type Error struct {
+	Message    string         `json:"message"`
+	Path       []any          `json:"path"`
+	Extensions map[string]any `json:"extensions"`
+}
+
+// Code is the error's extensions.code.
+func (e Error) Code() string { s, _ := e.Extensions["code"].(string); return s }
+
+// Client calls the server as one caller.
+type Client struct {
+	env   *Env
+	Token string
+	// Header is added to every request.
+	Header http.Header
+}
+
+// Anonymous is a client without credentials.
+func (e *Env) Anonymous() *Client { return &Client{env: e, Header: http.Header{}} }
+
+// As is a client with a bearer token.
+func (e *Env) As(token string) *Client { return &Client{env: e, Token: token, Header: http.Header{}} }
+
+// Do posts a GraphQL operation and decodes the response (it never fails the test
+// on GraphQL errors: callers assert on them).
+func (c *Client) Do(query string, vars map[string]any) Response {
+	c.env.T.Helper()
+	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
+	req, err := http.NewRequest(http.MethodPost, c.env.Server.URL+"/graphql", bytes.NewReader(body))
+	if err != nil {
+		c.env.T.Fatalf("servertest: %v", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range c.Header {
+		req.Header[k] = v
+	}
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.env.T.Fatalf("servertest: %v", err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	out := Response{Status: resp.StatusCode}
+	if err := json.Unmarshal(raw, &out); err != nil {
+		c.env.T.Fatalf("servertest: status %d, undecodable body %q: %v", resp.StatusCode, raw, err)
+	}
+	return out
+}
+
+// MustDo is Do that fails the test on any GraphQL error and decodes data into out.
+func (c *Client) MustDo(query string, vars map[string]any, out any) {
+	c.env.T.Helper()
+	r := c.Do(query, vars)
+	if len(r.Errors) > 0 {
+		c.env.T.Fatalf("unexpected GraphQL errors: %+v", r.Errors)
+	}
+	if out != nil {
+		if err := json.Unmarshal(r.Data, out); err != nil {
+			c.env.T.Fatalf("decode %s: %v", r.Data, err)
+		}
+	}
+}
+
+// ErrorCode returns the code of the only error of r, failing the test otherwise.
+func (e *Env) ErrorCode(r Response) string {
+	e.T.Helper()
+	if len(r.Errors) != 1 {
+		e.T.Fatalf("want exactly one error, got %+v (data %s)", r.Errors, r.Data)
+	}
+	return r.Errors[0].Code()
+}
+
+// Password is the password of every user made by NewUser and of the admin.
+const Password = "correct horse battery staple 42"
+
+// AdminEmail is the first admin's email.
+const AdminEmail = "exam.office@school.example"
+
+// Admin returns the first admin's session token (created on first use).
+func (e *Env) Admin() string {
+	e.T.Helper()
+	if e.adminToken == "" {
+		if _, _, _, err := e.App.Services.Auth.EnsureFirstAdmin(context.Background(), AdminEmail, Password); err != nil {
+			e.T.Fatalf("servertest: first admin: %v", err)
+		}
+		e.adminToken = e.Login(AdminEmail, Password)
+	}
+	return e.adminToken
+}
+
+// Login returns a session token through the login mutation.
+func (e *Env) Login(email, password string) string {
+	e.T.Helper()
+	var data struct {
+		Login struct{ Token string } `json:"login"`
+	}
+	e.Anonymous().MustDo(`mutation($e:String!,$p:String!){ login(email:$e, password:$p){ token } }`,
+		map[string]any{"e": email, "p": password}, &data)
+	return data.Login.Token
+}
+
+// NewUser creates an active user through the createUser mutation (as the admin)
+// and returns it with a session token obtained through login.
+func (e *Env) NewUser(role user.Role, name string) (*ent.User, string) {
+	e.T.Helper()
+	email := fmt.Sprintf("%s.%d@school.example", name, userSeq.Add(1))
+	var data struct {
+		CreateUser struct{ ID string } `json:"createUser"`
+	}
+	e.As(e.Admin()).MustDo(`mutation($in: CreateUserInput!){ createUser(input: $in){ id } }`,
+		map[string]any{"in": map[string]any{"email": email, "name": name, "role": string(role), "password": Password}}, &data)
+	u, err := e.DB.Client.User.Get(e.Ctx(), data.CreateUser.ID)
+	if err != nil {
+		e.T.Fatalf("servertest: %v", err)
+	}
+	return u, e.Login(email, Password)
+}
+
+var userSeq atomic.Int64
+
+// PostRaw posts an operation and returns the raw HTTP response (for headers and
+// cookies); the body is drained and closed.
+func (e *Env) PostRaw(query string, vars map[string]any) *http.Response {
+	e.T.Helper()
+	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
+	resp, err := http.Post(e.Server.URL+"/graphql", "application/json", bytes.NewReader(body))
+	if err != nil {
+		e.T.Fatalf("servertest: %v", err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp
+}
