@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/korrigo/korrigo/auth/rules"
@@ -88,3 +89,48 @@ func (l *AuditLimiter) Failed(context.Context, LoginKey) error { return nil }
 
 // Succeeded implements LoginLimiter.
 func (l *AuditLimiter) Succeeded(context.Context, LoginKey) error { return nil }
+
+// keyLocks serializes the login attempts of one key within this process.
+// Without it, a burst of parallel guesses would all pass RetryAfter before the
+// first failure is recorded, and all be verified. Across replicas a burst can
+// still get a few extra guesses (one per replica); the per-IP HTTP rate limit
+// bounds those.
+type keyLocks struct {
+	mu    sync.Mutex
+	locks map[LoginKey]*keyLock
+}
+
+type keyLock struct {
+	ch   chan struct{} // a channel, not a sync.Mutex, so waiting honours ctx
+	refs int
+}
+
+// lock waits for key and returns its unlock function.
+func (k *keyLocks) lock(ctx context.Context, key LoginKey) (func(), error) {
+	k.mu.Lock()
+	if k.locks == nil {
+		k.locks = make(map[LoginKey]*keyLock)
+	}
+	l := k.locks[key]
+	if l == nil {
+		l = &keyLock{ch: make(chan struct{}, 1)}
+		k.locks[key] = l
+	}
+	l.refs++
+	k.mu.Unlock()
+
+	release := func() {
+		k.mu.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(k.locks, key)
+		}
+		k.mu.Unlock()
+	}
+	select {
+	case l.ch <- struct{}{}:
+		return func() { <-l.ch; release() }, nil
+	case <-ctx.Done():
+		release()
+		return nil, fmt.Errorf("wait for a concurrent login of the same account: %w", ctx.Err())
+	}
+}

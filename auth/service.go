@@ -75,6 +75,7 @@ type Service struct {
 	log     *zap.Logger
 	opts    Options
 	limiter LoginLimiter
+	logins  keyLocks
 	hasher  *hasher
 }
 

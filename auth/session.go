@@ -39,6 +39,11 @@ func (s *Service) Login(ctx context.Context, email, password string, meta Client
 		meta.IP = ClientIPFromContext(ctx)
 	}
 	key := LoginKey{Email: email, IP: meta.IP}
+	unlock, err := s.logins.lock(ctx, key)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	defer unlock()
 
 	// Checked before the password, so a locked-out guesser learns nothing even
 	// when the guess is right.

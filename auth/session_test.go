@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -273,6 +274,40 @@ func TestChangePassword(t *testing.T) {
 		}
 		if n := len(f.audits(ActionPasswordChangeFailed)); n != 1 {
 			t.Fatalf("%d PASSWORD_CHANGE_FAILED rows, want 1", n)
+		}
+	})
+}
+
+func TestLockoutParallelBurst(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		f.createUser(teacherEmail, "Marie Curie", user.RoleTEACHER, teacherPassword)
+		// Ten guesses at once from one IP: only five are verified.
+		var (
+			wg    sync.WaitGroup
+			mu    sync.Mutex
+			codes = map[apperr.Code]int{}
+		)
+		start := make(chan struct{})
+		for range 10 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				_, _, _, err := f.svc.Login(f.ctx, teacherEmail, "guess guess guess", ClientMeta{IP: "203.0.113.9"})
+				mu.Lock()
+				codes[apperr.CodeOf(err)]++
+				mu.Unlock()
+			}()
+		}
+		close(start)
+		wg.Wait()
+		want := map[apperr.Code]int{apperr.Unauthenticated: 5, apperr.RateLimited: 5}
+		if !reflect.DeepEqual(codes, want) {
+			t.Fatalf("outcomes = %v, want %v", codes, want)
+		}
+		if n := len(f.audits(ActionLoginFailed)); n != 5 {
+			t.Fatalf("%d LOGIN_FAILED rows, want 5", n)
 		}
 	})
 }
