@@ -24,7 +24,7 @@ var copyBufs = sync.Pool{New: func() any { b := make([]byte, copyBufSize); retur
 // On any error (read failure, ErrTooLarge, cancelled ctx, full disk) nothing
 // is stored and the temp file is gone. If the content is already stored, the
 // existing blob is kept and its modification time refreshed.
-func (s *FS) Put(ctx context.Context, r io.Reader, maxBytes int64) (ref Ref, err error) {
+func (s *FS) Put(ctx context.Context, r io.Reader, maxBytes int64) (Ref, error) {
 	if maxBytes <= 0 {
 		return Ref{}, fmt.Errorf("storage: put: maxBytes must be positive, got %d", maxBytes)
 	}
@@ -64,7 +64,7 @@ func (s *FS) Put(ctx context.Context, r io.Reader, maxBytes int64) (ref Ref, err
 		return Ref{}, fmt.Errorf("storage: put: close temp file: %w", err)
 	}
 
-	ref = Ref{SHA256: sha, Size: size}
+	ref := Ref{SHA256: sha, Size: size}
 	if s.reuse(ref) {
 		return ref, nil
 	}

@@ -14,9 +14,10 @@
 //	no acceptable subprotocol            4406 Subprotocol not acceptable
 //
 // It also answers ping before connection_init, drops complete before it, and
-// stops gqlgen from sending anything for an operation after the client's
-// complete. 4403 stays gqlgen's: return transport.WithWebsocketCloseCode(ctx,
-// 4403) from InitFunc.
+// drops what gqlgen still sends for an operation the client completed or that
+// already ended with error (gqlgen follows an error with complete, and answers
+// the client's complete with its own). 4403 stays gqlgen's: return
+// transport.WithWebsocketCloseCode(ctx, 4403) from InitFunc.
 //
 // The legacy graphql-ws protocol (subscriptions-transport-ws) passes through
 // unchanged, except the duplicate-id rule (4409), which keeps gqlgen from
