@@ -1,0 +1,50 @@
+package server
+
+import (
+	"strings"
+	"testing"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestConfigDefaults(t *testing.T) {
+	c, err := LoadConfig(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr != ":8080" || c.DatabaseURL != "sqlite://./data/korrigo.db" || c.DataDir != "./data" || c.Production() {
+		t.Fatalf("defaults: %+v", c)
+	}
+}
+
+func TestProductionRefusesUnsafeConfig(t *testing.T) {
+	safe := map[string]string{
+		"KORRIGO_ENV":           "production",
+		"KORRIGO_DATABASE_URL":  "postgres://korrigo@db/korrigo",
+		"KORRIGO_METRICS_TOKEN": "0123456789abcdef0123",
+	}
+	if _, err := LoadConfig(env(safe)); err != nil {
+		t.Fatalf("safe production config refused: %v", err)
+	}
+	cases := map[string]struct{ key, value, want string }{
+		"no secret":         {"KORRIGO_METRICS_TOKEN", "", "KORRIGO_METRICS_TOKEN"},
+		"wildcard origin":   {"KORRIGO_ALLOWED_ORIGINS", "https://*.school.example", "wildcard"},
+		"sqlite replicas":   {"KORRIGO_DATABASE_URL", "sqlite://./data/k.db", "SQLite"},
+		"bad env":           {"KORRIGO_ENV", "prod", "KORRIGO_ENV"},
+		"bad database":      {"KORRIGO_DATABASE_URL", "mysql://x", "KORRIGO_DATABASE_URL"},
+		"bad origin":        {"KORRIGO_ALLOWED_ORIGINS", "school.example", "not an origin"},
+		"bad log level":     {"KORRIGO_LOG_LEVEL", "loud", "KORRIGO_LOG_LEVEL"},
+		"bad replica count": {"KORRIGO_REPLICAS", "zero", "KORRIGO_REPLICAS"},
+	}
+	for name, tc := range cases {
+		m := map[string]string{"KORRIGO_REPLICAS": "3"}
+		for k, v := range safe {
+			m[k] = v
+		}
+		m[tc.key] = tc.value
+		_, err := LoadConfig(env(m))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want it to mention %q", name, err, tc.want)
+		}
+	}
+}
