@@ -87,6 +87,8 @@ func Open(ctx context.Context, rawURL string) (*DB, error) {
 // timeout, and BEGIN IMMEDIATE so a transaction takes the write lock up front
 // instead of failing with SQLITE_BUSY when it upgrades from read to write.
 func SQLiteDSN(path string) string {
+	// A URI filename: "?", "#" and "%" in the path would start the query or fragment.
+	path = strings.NewReplacer("%", "%25", "?", "%3F", "#", "%23").Replace(path)
 	return "file:" + path + "?_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)" +
 		"&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)&_txlock=immediate"
 }
