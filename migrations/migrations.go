@@ -35,7 +35,7 @@ func provider(db *sql.DB, dia string) (*goose.Provider, error) {
 	if dia == dialect.Postgres {
 		gd = goose.DialectPostgres
 	}
-	p, err := goose.NewProvider(gd, db, fsys)
+	p, err := goose.NewProvider(gd, db, fsys, goose.WithGoMigrations(riverMigration(dia)))
 	if err != nil {
 		return nil, fmt.Errorf("migrations: %w", err)
 	}

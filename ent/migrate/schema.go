@@ -118,6 +118,13 @@ var (
 				OnDelete:   schema.Cascade,
 			},
 		},
+		Indexes: []*schema.Index{
+			{
+				Name:    "apitoken_owner_id",
+				Unique:  false,
+				Columns: []*schema.Column{APITokensColumns[10]},
+			},
+		},
 	}
 	// AuditLogsColumns holds the columns for the "audit_logs" table.
 	AuditLogsColumns = []*schema.Column{
@@ -152,6 +159,11 @@ var (
 				Name:    "auditlog_actor_id_at",
 				Unique:  false,
 				Columns: []*schema.Column{AuditLogsColumns[6], AuditLogsColumns[5]},
+			},
+			{
+				Name:    "auditlog_target_action_at",
+				Unique:  false,
+				Columns: []*schema.Column{AuditLogsColumns[2], AuditLogsColumns[1], AuditLogsColumns[5]},
 			},
 		},
 	}

@@ -69,7 +69,8 @@ func (AuditLog) Edges() []ent.Edge {
 }
 
 func (AuditLog) Indexes() []ent.Index {
-	return []ent.Index{index.Fields("at"), index.Fields("actor_id", "at")}
+	// (target, action, at) serves the login lockout: failures for one account in a window.
+	return []ent.Index{index.Fields("at"), index.Fields("actor_id", "at"), index.Fields("target", "action", "at")}
 }
 
 func (AuditLog) Annotations() []schema.Annotation {
@@ -101,6 +102,10 @@ func (ApiToken) Edges() []ent.Edge {
 		edge.To("owner", User.Type).Field("owner_id").Unique().Required().
 			Annotations(entsql.OnDelete(entsql.Cascade)),
 	}
+}
+
+func (ApiToken) Indexes() []ent.Index {
+	return []ent.Index{index.Fields("owner_id")}
 }
 
 func (ApiToken) Annotations() []schema.Annotation {
