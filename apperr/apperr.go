@@ -13,20 +13,19 @@ import (
 type Code string
 
 const (
-	Unauthenticated    Code = "UNAUTHENTICATED"
-	Forbidden          Code = "FORBIDDEN"
-	NotFound           Code = "NOT_FOUND"
-	BadUserInput       Code = "BAD_USER_INPUT"
-	Locked             Code = "LOCKED"
-	LockRequired       Code = "LOCK_REQUIRED"
-	VersionConflict    Code = "VERSION_CONFLICT"
-	InvalidTransition  Code = "INVALID_TRANSITION"
-	InvalidPDF         Code = "INVALID_PDF"
-	PayloadTooLarge    Code = "PAYLOAD_TOO_LARGE"
-	RateLimited        Code = "RATE_LIMITED"
-	QueryTooComplex    Code = "QUERY_TOO_COMPLEX"
-	InternalError      Code = "INTERNAL_SERVER_ERROR"
-	PasswordChangeNeed Code = "PASSWORD_CHANGE_REQUIRED"
+	Unauthenticated   Code = "UNAUTHENTICATED"
+	Forbidden         Code = "FORBIDDEN"
+	NotFound          Code = "NOT_FOUND"
+	BadUserInput      Code = "BAD_USER_INPUT"
+	Locked            Code = "LOCKED"
+	LockRequired      Code = "LOCK_REQUIRED"
+	VersionConflict   Code = "VERSION_CONFLICT"
+	InvalidTransition Code = "INVALID_TRANSITION"
+	InvalidPDF        Code = "INVALID_PDF"
+	PayloadTooLarge   Code = "PAYLOAD_TOO_LARGE"
+	RateLimited       Code = "RATE_LIMITED"
+	QueryTooComplex   Code = "QUERY_TOO_COMPLEX"
+	InternalError     Code = "INTERNAL_SERVER_ERROR"
 )
 
 // Error is an error the client may see.

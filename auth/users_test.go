@@ -82,7 +82,9 @@ func TestCreateUser(t *testing.T) {
 		wantCode(t, err, apperr.Forbidden, "")
 		temp := viewer.NewContext(f.ctx, &viewer.Viewer{UserID: f.admin.ID, Role: viewer.RoleAdmin, SessionID: "ses_x", MustChangePassword: true})
 		_, err = f.svc.CreateUser(temp, in)
-		wantCode(t, err, apperr.PasswordChangeNeed, "")
+		if e := wantCode(t, err, apperr.Forbidden, ""); e.Extensions["reason"] != "PASSWORD_CHANGE_REQUIRED" {
+			t.Fatalf("reason = %v, want PASSWORD_CHANGE_REQUIRED", e.Extensions["reason"])
+		}
 		if n, _ := d.Client.User.Query().Where(user.Email("new@lycee-exemple.fr")).Count(rules.System(f.ctx)); n != 0 {
 			t.Fatal("a refused createUser created the user")
 		}
