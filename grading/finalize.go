@@ -38,9 +38,10 @@ func (s *Service) FinalizeCopy(ctx context.Context, copyID, lockToken string) (*
 		return nil, err
 	}
 	var (
-		j    *ent.Job
-		from examcopy.Status
-		c    *ent.ExamCopy // set when this call made the transition
+		j     *ent.Job
+		from  examcopy.Status
+		c     *ent.ExamCopy // set when this call made the transition
+		owner string        // the ended lease's holder: the caller
 	)
 	err = s.inTx(ctx, func(tx *ent.Tx) error {
 		c0, err := s.lockCopy(ctx, tx, v, copyID)
@@ -59,6 +60,9 @@ func (s *Service) FinalizeCopy(ctx context.Context, copyID, lockToken string) (*
 			return err
 		}
 		if err := s.checkComplete(ctx, tx, c0); err != nil {
+			return err
+		}
+		if owner, err = nameOf(ctx, tx, v); err != nil {
 			return err
 		}
 		from = c0.Status
@@ -91,7 +95,7 @@ func (s *Service) FinalizeCopy(ctx context.Context, copyID, lockToken string) (*
 		c = c.Unwrap()
 		s.pub.CopyStatusChanged(afterCommit(ctx), statusEvent(ctx, from, c))
 		s.pub.CopyLockChanged(afterCommit(ctx), LockEvent{ExamID: c.ExamID, CopyID: c.ID, Kind: LockReleased,
-			OwnerID: v.UserID, OwnerName: v.Name, CopyVersion: c.Version, At: c.UpdatedAt})
+			OwnerID: v.UserID, OwnerName: owner, CopyVersion: c.Version, At: c.UpdatedAt})
 	}
 	return j.Unwrap(), nil
 }

@@ -329,3 +329,48 @@ func TestMarkCopyReady(t *testing.T) {
 		}
 	})
 }
+
+// The holder's tabs keep re-acquiring the lease while the copy is finalized: a
+// re-acquisition is either before the finalization (and ended by it) or refused,
+// so no lease ever survives on a copy being finalized. On PostgreSQL this holds
+// only because both transactions lock the copy row first: otherwise a renewal
+// that read READY lands its upsert just after the finalization deleted the lease.
+func TestFinalizeRacesLockRenewal(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		const rounds, tabs = 20, 6
+		for round := range rounds {
+			c := f.newCopy(examcopy.StatusREADY, f.teacher)
+			token := f.acquire(f.teacher, c)
+			for _, l := range testScheme().Leaves() {
+				err := d.Client.QuestionScore.Create().SetCopyID(c.ID).SetQuestionID(l.ID).SetPoints(1).Exec(f.sys)
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			errs := make([]error, tabs)
+			race(tabs, func(i int) {
+				if i == 0 {
+					_, errs[i] = f.svc.FinalizeCopy(as(f.teacher), c.ID, token)
+					return
+				}
+				for range 5 {
+					if _, errs[i] = f.svc.AcquireLock(as(f.teacher), c.ID, nil); errs[i] != nil {
+						return
+					}
+				}
+			})
+			if errs[0] != nil {
+				t.Fatalf("round %d: finalize: %v", round, errs[0])
+			}
+			for _, err := range errs[1:] {
+				if err != nil && !apperr.HasCode(err, apperr.InvalidTransition) {
+					t.Fatalf("round %d: re-acquire: %v", round, err)
+				}
+			}
+			if held, _ := d.Client.CopyLock.Query().Where(copylock.CopyID(c.ID)).Exist(f.sys); held {
+				t.Fatalf("round %d: a lease survived on a copy being finalized", round)
+			}
+		}
+	})
+}

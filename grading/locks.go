@@ -79,7 +79,11 @@ func (s *Service) AcquireLock(ctx context.Context, copyID string, ttlSeconds *in
 		if lease, err = s.upsertLease(ctx, tx, c.ID, v.UserID, token, now, now.Add(time.Duration(ttl)*time.Second)); err != nil {
 			return err
 		}
-		ev = LockEvent{ExamID: c.ExamID, CopyID: c.ID, Kind: LockRenewed, OwnerID: v.UserID, OwnerName: v.Name,
+		name, err := nameOf(ctx, tx, v)
+		if err != nil {
+			return err
+		}
+		ev = LockEvent{ExamID: c.ExamID, CopyID: c.ID, Kind: LockRenewed, OwnerID: v.UserID, OwnerName: name,
 			ExpiresAt: lease.ExpiresAt, CopyVersion: c.Version, At: now}
 		if lease.Token != token {
 			return nil // the caller's live lease, renewed
@@ -181,7 +185,11 @@ func (s *Service) RenewLock(ctx context.Context, copyID, token string) (*ent.Cop
 		if err != nil {
 			return fmt.Errorf("extend lease: %w", err)
 		}
-		ev = LockEvent{ExamID: c.ExamID, CopyID: c.ID, Kind: LockRenewed, OwnerID: v.UserID, OwnerName: v.Name,
+		name, err := nameOf(ctx, tx, v)
+		if err != nil {
+			return err
+		}
+		ev = LockEvent{ExamID: c.ExamID, CopyID: c.ID, Kind: LockRenewed, OwnerID: v.UserID, OwnerName: name,
 			ExpiresAt: lease.ExpiresAt, CopyVersion: c.Version, At: now}
 		return nil
 	})
@@ -217,8 +225,12 @@ func (s *Service) ReleaseLock(ctx context.Context, copyID, token string) (bool, 
 		case n == 0:
 			return lockRequired(c.ID)
 		}
+		name, err := nameOf(ctx, tx, v)
+		if err != nil {
+			return err
+		}
 		now := s.clock()
-		ev = LockEvent{ExamID: c.ExamID, CopyID: c.ID, Kind: LockReleased, OwnerID: v.UserID, OwnerName: v.Name,
+		ev = LockEvent{ExamID: c.ExamID, CopyID: c.ID, Kind: LockReleased, OwnerID: v.UserID, OwnerName: name,
 			CopyVersion: c.Version, At: now}
 		return s.event(ctx, tx, c.ID, ActionLockReleased, nil, now)
 	})

@@ -1,11 +1,13 @@
 package grading
 
 import (
+	"context"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/korrigo/korrigo/apperr"
+	"github.com/korrigo/korrigo/auth/viewer"
 	"github.com/korrigo/korrigo/db"
 	"github.com/korrigo/korrigo/db/dbtest"
 	"github.com/korrigo/korrigo/ent"
@@ -255,6 +257,43 @@ func TestSweepExpiredLocks(t *testing.T) {
 		}
 		if n, err := f.svc.SweepExpiredLocks(f.sys, time.Now()); n != 0 || err != nil {
 			t.Fatalf("second sweep: %d %v", n, err)
+		}
+	})
+}
+
+func TestRunSweeper(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		f.acquire(f.teacher, f.copy)
+		f.expire(f.copy)
+		ctx, cancel := context.WithCancel(context.Background())
+		stopped := make(chan struct{})
+		go func() {
+			defer close(stopped)
+			f.svc.RunSweeper(ctx, 10*time.Millisecond)
+		}()
+		for give := time.Now().Add(time.Minute); !slices.Contains(f.pub.lockKinds(f.copy.ID), LockExpired); {
+			if time.Now().After(give) {
+				t.Fatal("the sweeper never swept the expired lease")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		cancel()
+		<-stopped
+	})
+}
+
+// Events name the holder even when the credential carries no display name.
+func TestLockEventNamesTheOwner(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		nameless := viewer.NewContext(context.Background(),
+			&viewer.Viewer{UserID: f.teacher.ID, Role: viewer.RoleTeacher, SessionID: "ses"})
+		if _, err := f.svc.AcquireLock(nameless, f.copy.ID, nil); err != nil {
+			t.Fatal(err)
+		}
+		if ev := f.pub.locks[0]; ev.OwnerName != f.teacher.Name || ev.OwnerID != f.teacher.ID || ev.ExamID != f.exam.ID {
+			t.Fatalf("event %+v", ev)
 		}
 	})
 }

@@ -69,9 +69,6 @@ type Option func(*Service)
 // one, a finalization job is recorded and stays QUEUED until a runner picks it up.
 func WithJobEnqueuer(e JobEnqueuer) Option { return func(s *Service) { s.jobs = e } }
 
-// WithClock replaces time.Now (tests).
-func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = now } }
-
 // NewService returns a Service on d. A nil logger discards logs; a nil pub
 // publishes nothing.
 func NewService(d *db.DB, logger *zap.Logger, pub Publisher, opts ...Option) *Service {
@@ -224,6 +221,19 @@ func (s *Service) rebind(query string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
+}
+
+// nameOf is the caller's display name for events: the viewer's, or the stored
+// one when the credential did not carry it.
+func nameOf(ctx context.Context, tx *ent.Tx, v *viewer.Viewer) (string, error) {
+	if v.Name != "" {
+		return v.Name, nil
+	}
+	u, err := tx.User.Get(system(ctx), v.UserID)
+	if err != nil {
+		return "", fmt.Errorf("read user %s: %w", v.UserID, err)
+	}
+	return u.Name, nil
 }
 
 // actorID is the user behind ctx, nil for the server's own actions (job worker,
