@@ -17,6 +17,8 @@ import (
 	"github.com/korrigo/korrigo/exams"
 	"github.com/korrigo/korrigo/grading"
 	"github.com/korrigo/korrigo/graph"
+	"github.com/korrigo/korrigo/pubsub"
+	"github.com/korrigo/korrigo/realtime"
 )
 
 // App is one `korrigo serve` process: database, services and HTTP server.
@@ -26,6 +28,8 @@ type App struct {
 	DB       *db.DB
 	Services graph.Services
 	Handler  http.Handler
+	// Broker carries realtime events: Redis when KORRIGO_REDIS_URL is set.
+	Broker pubsub.Broker
 
 	stopBackground context.CancelFunc
 	background     chan struct{}
@@ -54,14 +58,21 @@ func NewAppWithDB(cfg Config, log *zap.Logger, d *db.DB) (*App, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("create data dir %s: %w", cfg.DataDir, err)
 	}
-	services := graph.Services{
-		Client:  d.Client,
-		Auth:    auth.NewService(d.Client, log.Named("auth"), auth.Options{}),
-		Exams:   exams.NewService(d.Client, log.Named("exams")),
-		Grading: grading.NewService(d, log.Named("grading"), nil),
-		Logger:  log,
+	bctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	broker, err := pubsub.Open(bctx, cfg.RedisURL, log.Named("pubsub"))
+	if err != nil {
+		return nil, err
 	}
-	a := &App{Config: cfg, Log: log, DB: d, Services: services}
+	services := graph.Services{
+		Client:   d.Client,
+		Auth:     auth.NewService(d.Client, log.Named("auth"), auth.Options{}),
+		Exams:    exams.NewService(d.Client, log.Named("exams")),
+		Grading:  grading.NewService(d, log.Named("grading"), realtime.NewPublisher(broker, log.Named("realtime"))),
+		Realtime: realtime.NewService(d.Client, broker, log.Named("realtime")),
+		Logger:   log,
+	}
+	a := &App{Config: cfg, Log: log, DB: d, Services: services, Broker: broker}
 	a.Handler = a.routes()
 	return a, nil
 }
@@ -69,6 +80,7 @@ func NewAppWithDB(cfg Config, log *zap.Logger, d *db.DB) (*App, error) {
 func (a *App) routes() http.Handler {
 	mux := http.NewServeMux()
 	gql := NewGraphQLHandler(a.Services, a.Log.Named("graphql"), a.Config.Production())
+	gql.AddTransport(a.websocketTransport())
 	mux.Handle("/graphql", withIdentity(a.Services.Auth, a.Config.Production(), a.Log, limitBody(gql)))
 	mux.HandleFunc("GET /healthz", healthz)
 	mux.Handle("GET /readyz", readyz(a.checks(), func(name string, err error) {
@@ -86,10 +98,14 @@ func limitBody(next http.Handler) http.Handler {
 }
 
 func (a *App) checks() []Check {
-	return []Check{
+	checks := []Check{
 		{Name: "database", Run: a.DB.Ping},
 		{Name: "data_dir", Run: func(context.Context) error { return checkWritable(a.Config.DataDir) }},
 	}
+	if a.Config.RedisURL != "" {
+		checks = append(checks, Check{Name: "redis", Run: a.Broker.Ping})
+	}
+	return checks
 }
 
 // checkWritable creates and removes a probe file.
@@ -161,5 +177,5 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	return err
 }
 
-// Close releases the database.
-func (a *App) Close() error { return a.DB.Close() }
+// Close releases the broker and the database.
+func (a *App) Close() error { return errors.Join(a.Broker.Close(), a.DB.Close()) }

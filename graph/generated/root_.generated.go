@@ -33,6 +33,7 @@ type ResolverRoot interface {
 	Job() JobResolver
 	Mutation() MutationResolver
 	Query() QueryResolver
+	Subscription() SubscriptionResolver
 }
 
 type DirectiveRoot struct {
@@ -150,6 +151,40 @@ type ComplexityRoot struct {
 		Token      func(childComplexity int) int
 	}
 
+	CopyLockEvent struct {
+		At        func(childComplexity int) int
+		CopyID    func(childComplexity int) int
+		ExamID    func(childComplexity int) int
+		ExpiresAt func(childComplexity int) int
+		Kind      func(childComplexity int) int
+		Locks     func(childComplexity int) int
+		Owner     func(childComplexity int) int
+	}
+
+	CopyLockState struct {
+		AcquiredAt func(childComplexity int) int
+		CopyID     func(childComplexity int) int
+		ExpiresAt  func(childComplexity int) int
+		Owner      func(childComplexity int) int
+	}
+
+	CopyStatusEvent struct {
+		At             func(childComplexity int) int
+		Copies         func(childComplexity int) int
+		CopyID         func(childComplexity int) int
+		ExamID         func(childComplexity int) int
+		Kind           func(childComplexity int) int
+		PreviousStatus func(childComplexity int) int
+		Status         func(childComplexity int) int
+		Version        func(childComplexity int) int
+	}
+
+	CopyStatusState struct {
+		CopyID  func(childComplexity int) int
+		Status  func(childComplexity int) int
+		Version func(childComplexity int) int
+	}
+
 	Draft struct {
 		ClientID  func(childComplexity int) int
 		CreatedAt func(childComplexity int) int
@@ -226,6 +261,11 @@ type ComplexityRoot struct {
 	JobProgress struct {
 		Done  func(childComplexity int) int
 		Total func(childComplexity int) int
+	}
+
+	LockHolder struct {
+		ID   func(childComplexity int) int
+		Name func(childComplexity int) int
 	}
 
 	Mutation struct {
@@ -323,6 +363,12 @@ type ComplexityRoot struct {
 	StudentEdge struct {
 		Cursor func(childComplexity int) int
 		Node   func(childComplexity int) int
+	}
+
+	Subscription struct {
+		CopyLockChanged   func(childComplexity int, examID string) int
+		CopyStatusChanged func(childComplexity int, examID string) int
+		JobProgress       func(childComplexity int, jobID string) int
 	}
 
 	TemporaryPassword struct {
@@ -857,6 +903,142 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.CopyLock.Token(childComplexity), true
 
+	case "CopyLockEvent.at":
+		if e.ComplexityRoot.CopyLockEvent.At == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CopyLockEvent.At(childComplexity), true
+	case "CopyLockEvent.copyId":
+		if e.ComplexityRoot.CopyLockEvent.CopyID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CopyLockEvent.CopyID(childComplexity), true
+	case "CopyLockEvent.examId":
+		if e.ComplexityRoot.CopyLockEvent.ExamID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CopyLockEvent.ExamID(childComplexity), true
+	case "CopyLockEvent.expiresAt":
+		if e.ComplexityRoot.CopyLockEvent.ExpiresAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CopyLockEvent.ExpiresAt(childComplexity), true
+	case "CopyLockEvent.kind":
+		if e.ComplexityRoot.CopyLockEvent.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CopyLockEvent.Kind(childComplexity), true
+	case "CopyLockEvent.locks":
+		if e.ComplexityRoot.CopyLockEvent.Locks == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CopyLockEvent.Locks(childComplexity), true
+	case "CopyLockEvent.owner":
+		if e.ComplexityRoot.CopyLockEvent.Owner == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CopyLockEvent.Owner(childComplexity), true
+
+	case "CopyLockState.acquiredAt":
+		if e.ComplexityRoot.CopyLockState.AcquiredAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CopyLockState.AcquiredAt(childComplexity), true
+	case "CopyLockState.copyId":
+		if e.ComplexityRoot.CopyLockState.CopyID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CopyLockState.CopyID(childComplexity), true
+	case "CopyLockState.expiresAt":
+		if e.ComplexityRoot.CopyLockState.ExpiresAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CopyLockState.ExpiresAt(childComplexity), true
+	case "CopyLockState.owner":
+		if e.ComplexityRoot.CopyLockState.Owner == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CopyLockState.Owner(childComplexity), true
+
+	case "CopyStatusEvent.at":
+		if e.ComplexityRoot.CopyStatusEvent.At == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CopyStatusEvent.At(childComplexity), true
+	case "CopyStatusEvent.copies":
+		if e.ComplexityRoot.CopyStatusEvent.Copies == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CopyStatusEvent.Copies(childComplexity), true
+	case "CopyStatusEvent.copyId":
+		if e.ComplexityRoot.CopyStatusEvent.CopyID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CopyStatusEvent.CopyID(childComplexity), true
+	case "CopyStatusEvent.examId":
+		if e.ComplexityRoot.CopyStatusEvent.ExamID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CopyStatusEvent.ExamID(childComplexity), true
+	case "CopyStatusEvent.kind":
+		if e.ComplexityRoot.CopyStatusEvent.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CopyStatusEvent.Kind(childComplexity), true
+	case "CopyStatusEvent.previousStatus":
+		if e.ComplexityRoot.CopyStatusEvent.PreviousStatus == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CopyStatusEvent.PreviousStatus(childComplexity), true
+	case "CopyStatusEvent.status":
+		if e.ComplexityRoot.CopyStatusEvent.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CopyStatusEvent.Status(childComplexity), true
+	case "CopyStatusEvent.version":
+		if e.ComplexityRoot.CopyStatusEvent.Version == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CopyStatusEvent.Version(childComplexity), true
+
+	case "CopyStatusState.copyId":
+		if e.ComplexityRoot.CopyStatusState.CopyID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CopyStatusState.CopyID(childComplexity), true
+	case "CopyStatusState.status":
+		if e.ComplexityRoot.CopyStatusState.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CopyStatusState.Status(childComplexity), true
+	case "CopyStatusState.version":
+		if e.ComplexityRoot.CopyStatusState.Version == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CopyStatusState.Version(childComplexity), true
+
 	case "Draft.clientId":
 		if e.ComplexityRoot.Draft.ClientID == nil {
 			break
@@ -1181,6 +1363,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.JobProgress.Total(childComplexity), true
+
+	case "LockHolder.id":
+		if e.ComplexityRoot.LockHolder.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LockHolder.ID(childComplexity), true
+	case "LockHolder.name":
+		if e.ComplexityRoot.LockHolder.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LockHolder.Name(childComplexity), true
 
 	case "Mutation.acquireCopyLock":
 		if e.ComplexityRoot.Mutation.AcquireCopyLock == nil {
@@ -1787,6 +1982,40 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.StudentEdge.Node(childComplexity), true
 
+	case "Subscription.copyLockChanged":
+		if e.ComplexityRoot.Subscription.CopyLockChanged == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_copyLockChanged_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.CopyLockChanged(childComplexity, args["examId"].(string)), true
+	case "Subscription.copyStatusChanged":
+		if e.ComplexityRoot.Subscription.CopyStatusChanged == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_copyStatusChanged_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.CopyStatusChanged(childComplexity, args["examId"].(string)), true
+	case "Subscription.jobProgress":
+		if e.ComplexityRoot.Subscription.JobProgress == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_jobProgress_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.JobProgress(childComplexity, args["jobId"].(string)), true
+
 	case "TemporaryPassword.password":
 		if e.ComplexityRoot.TemporaryPassword.Password == nil {
 			break
@@ -1963,6 +2192,23 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			ctx = graphql.WithLazyInputUnmarshalerIndex(ctx, inputUnmarshalers)
 			data := ec._Mutation(ctx, opCtx.Operation.SelectionSet)
 			var buf bytes.Buffer
+			data.MarshalGQL(&buf)
+
+			return &graphql.Response{
+				Data: buf.Bytes(),
+			}
+		}
+	case ast.Subscription:
+		next := ec._Subscription(ctx, opCtx.Operation.SelectionSet)
+
+		var buf bytes.Buffer
+		return func(ctx context.Context) *graphql.Response {
+			buf.Reset()
+			data := next(ctx)
+
+			if data == nil {
+				return nil
+			}
 			data.MarshalGQL(&buf)
 
 			return &graphql.Response{
@@ -3743,6 +3989,85 @@ input AnnotationPatch {
   points: Float @goField(omittable: true)
 }
 `, BuiltIn: false},
+	{Name: "../realtime.graphqls", Input: `# Realtime (DESIGN.md §10): subscriptions over WebSocket at /graphql
+# (graphql-transport-ws, and legacy graphql-ws). Authenticate with the session
+# cookie or with connection_init {"authorization": "Bearer <token>"}.
+# Each subscription sends the current state first (kind SNAPSHOT), then changes.
+# A SNAPSHOT can come again at any time (after the server may have missed
+# changes): replace the client state with it.
+
+type Subscription {
+  "Grading leases of the exam's copies: a SNAPSHOT of the live leases, then every ACQUIRED, RENEWED, RELEASED, EXPIRED, BROKEN. Admins and the exam's correctors."
+  copyLockChanged(examId: ID!): CopyLockEvent!
+  "Statuses of the exam's copies the caller may see (a teacher: copies assigned to them): a SNAPSHOT, then every transition, ordered by the copy's version."
+  copyStatusChanged(examId: ID!): CopyStatusEvent!
+  "The job now, then every change of state or progress; completes after SUCCEEDED, FAILED or CANCELLED."
+  jobProgress(jobId: ID!): Job!
+}
+
+enum CopyLockEventKind @goModel(model: "github.com/korrigo/korrigo/realtime.CopyLockEventKind") {
+  SNAPSHOT
+  ACQUIRED
+  RENEWED
+  RELEASED
+  EXPIRED
+  BROKEN
+}
+
+"Who holds (or held) a grading lease."
+type LockHolder @goModel(model: "github.com/korrigo/korrigo/realtime.LockHolder") {
+  id: ID!
+  name: String!
+}
+
+"A live lease, in a SNAPSHOT."
+type CopyLockState @goModel(model: "github.com/korrigo/korrigo/realtime.CopyLockState") {
+  copyId: ID!
+  owner: LockHolder!
+  acquiredAt: Time!
+  expiresAt: Time!
+}
+
+type CopyLockEvent @goModel(model: "github.com/korrigo/korrigo/realtime.CopyLockEvent") {
+  kind: CopyLockEventKind!
+  examId: ID!
+  "The copy whose lease changed; null for SNAPSHOT."
+  copyId: ID
+  "The lease's holder (its former holder when it ended); null for SNAPSHOT."
+  owner: LockHolder
+  "Set while the lease lives (ACQUIRED, RENEWED)."
+  expiresAt: Time
+  "When the change committed, or when the SNAPSHOT was read (server clock)."
+  at: Time!
+  "SNAPSHOT only: every live lease of the exam's copies."
+  locks: [CopyLockState!]
+}
+
+enum CopyStatusEventKind @goModel(model: "github.com/korrigo/korrigo/realtime.CopyStatusEventKind") {
+  SNAPSHOT
+  CHANGED
+}
+
+"A copy's status, in a SNAPSHOT."
+type CopyStatusState @goModel(model: "github.com/korrigo/korrigo/realtime.CopyStatusState") {
+  copyId: ID!
+  status: CopyStatus!
+  version: Int!
+}
+
+type CopyStatusEvent @goModel(model: "github.com/korrigo/korrigo/realtime.CopyStatusEvent") {
+  kind: CopyStatusEventKind!
+  examId: ID!
+  "CHANGED: the copy, its new status, the status it left and its version after the change."
+  copyId: ID
+  status: CopyStatus
+  previousStatus: CopyStatus
+  version: Int
+  at: Time!
+  "SNAPSHOT only: every copy of the exam the caller may see."
+  copies: [CopyStatusState!]
+}
+`, BuiltIn: false},
 	{Name: "../scalars.graphqls", Input: `"A calendar date, ISO 8601: 2026-11-20."
 scalar Date
 "Any JSON value."
@@ -4016,6 +4341,74 @@ func (ec *executionContext) childFields_CopyLock(ctx context.Context, field grap
 	return nil, fmt.Errorf("no field named %q was found under type CopyLock", field.Name)
 }
 
+func (ec *executionContext) childFields_CopyLockEvent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "kind":
+		return ec.fieldContext_CopyLockEvent_kind(ctx, field)
+	case "examId":
+		return ec.fieldContext_CopyLockEvent_examId(ctx, field)
+	case "copyId":
+		return ec.fieldContext_CopyLockEvent_copyId(ctx, field)
+	case "owner":
+		return ec.fieldContext_CopyLockEvent_owner(ctx, field)
+	case "expiresAt":
+		return ec.fieldContext_CopyLockEvent_expiresAt(ctx, field)
+	case "at":
+		return ec.fieldContext_CopyLockEvent_at(ctx, field)
+	case "locks":
+		return ec.fieldContext_CopyLockEvent_locks(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CopyLockEvent", field.Name)
+}
+
+func (ec *executionContext) childFields_CopyLockState(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "copyId":
+		return ec.fieldContext_CopyLockState_copyId(ctx, field)
+	case "owner":
+		return ec.fieldContext_CopyLockState_owner(ctx, field)
+	case "acquiredAt":
+		return ec.fieldContext_CopyLockState_acquiredAt(ctx, field)
+	case "expiresAt":
+		return ec.fieldContext_CopyLockState_expiresAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CopyLockState", field.Name)
+}
+
+func (ec *executionContext) childFields_CopyStatusEvent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "kind":
+		return ec.fieldContext_CopyStatusEvent_kind(ctx, field)
+	case "examId":
+		return ec.fieldContext_CopyStatusEvent_examId(ctx, field)
+	case "copyId":
+		return ec.fieldContext_CopyStatusEvent_copyId(ctx, field)
+	case "status":
+		return ec.fieldContext_CopyStatusEvent_status(ctx, field)
+	case "previousStatus":
+		return ec.fieldContext_CopyStatusEvent_previousStatus(ctx, field)
+	case "version":
+		return ec.fieldContext_CopyStatusEvent_version(ctx, field)
+	case "at":
+		return ec.fieldContext_CopyStatusEvent_at(ctx, field)
+	case "copies":
+		return ec.fieldContext_CopyStatusEvent_copies(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CopyStatusEvent", field.Name)
+}
+
+func (ec *executionContext) childFields_CopyStatusState(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "copyId":
+		return ec.fieldContext_CopyStatusState_copyId(ctx, field)
+	case "status":
+		return ec.fieldContext_CopyStatusState_status(ctx, field)
+	case "version":
+		return ec.fieldContext_CopyStatusState_version(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CopyStatusState", field.Name)
+}
+
 func (ec *executionContext) childFields_Draft(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -4170,6 +4563,16 @@ func (ec *executionContext) childFields_JobProgress(ctx context.Context, field g
 		return ec.fieldContext_JobProgress_total(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type JobProgress", field.Name)
+}
+
+func (ec *executionContext) childFields_LockHolder(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_LockHolder_id(ctx, field)
+	case "name":
+		return ec.fieldContext_LockHolder_name(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type LockHolder", field.Name)
 }
 
 func (ec *executionContext) childFields_PageInfo(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {

@@ -66,6 +66,9 @@ type JobProgress struct {
 	Total int `json:"total"`
 }
 
+type Subscription struct {
+}
+
 type TemporaryPassword struct {
 	User     *ent.User `json:"user"`
 	Password string    `json:"password"`

@@ -1,0 +1,111 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"go.uber.org/zap"
+
+	"github.com/korrigo/korrigo/apperr"
+	"github.com/korrigo/korrigo/auth"
+	"github.com/korrigo/korrigo/auth/viewer"
+	"github.com/korrigo/korrigo/server/httpctx"
+	"github.com/korrigo/korrigo/server/wsgorilla"
+)
+
+// WebSocket defaults (DESIGN.md §10). KORRIGO_WS_INIT_TIMEOUT and
+// KORRIGO_WS_PING_INTERVAL (Go durations) override them.
+const (
+	DefaultWSInitTimeout  = 10 * time.Second
+	DefaultWSPingInterval = 25 * time.Second
+	// wsReadLimit caps one client message: subscribe messages are small.
+	wsReadLimit = 64 << 10
+)
+
+type wsSettings struct {
+	initTimeout, pingInterval time.Duration
+}
+
+func wsSettingsFromEnv(log *zap.Logger) wsSettings {
+	s := wsSettings{initTimeout: DefaultWSInitTimeout, pingInterval: DefaultWSPingInterval}
+	for name, dst := range map[string]*time.Duration{
+		"KORRIGO_WS_INIT_TIMEOUT": &s.initTimeout, "KORRIGO_WS_PING_INTERVAL": &s.pingInterval,
+	} {
+		if v := strings.TrimSpace(os.Getenv(name)); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 {
+				log.Warn("ignoring invalid duration", zap.String("variable", name), zap.String("value", v))
+				continue
+			}
+			*dst = d
+		}
+	}
+	return s
+}
+
+// websocketTransport serves subscriptions over gorilla/websocket at /graphql:
+// both subprotocols, the graphql-ws close codes (wsgorilla), origin allow-list
+// from KORRIGO_ALLOWED_ORIGINS (same-origin otherwise), init timeout, server
+// pings on both subprotocols, a read limit. Shutdown: App.Serve cancels the
+// requests' base context, which closes every socket and ends every subscription.
+func (a *App) websocketTransport() transport.Websocket {
+	log := a.Log.Named("websocket")
+	s := wsSettingsFromEnv(log)
+	limit := int64(wsReadLimit)
+	return transport.Websocket{
+		Implementation: wsgorilla.New(wsgorilla.Options{
+			CheckOrigin: wsgorilla.AllowOrigins(a.Config.AllowedOrigins...),
+			ReadLimit:   wsReadLimit,
+			InitTimeout: s.initTimeout,
+			OnProtocolClose: func(r *http.Request, code int, reason string) {
+				log.Info("websocket closed for a protocol violation", zap.Int("code", code), zap.String("reason", reason),
+					zap.String("request_id", httpctx.RequestID(r.Context())))
+			},
+		}),
+		InitFunc: websocketInit(a.Services.Auth, log),
+		// The adapter owns the init timer (4408); gqlgen's is a later backstop.
+		InitTimeout:           s.initTimeout + 5*time.Second,
+		KeepAlivePingInterval: s.pingInterval, // graphql-ws (legacy)
+		PingPongInterval:      s.pingInterval, // graphql-transport-ws; drops a peer silent for 2 intervals
+		PayloadReadLimit:      &limit,
+		ErrorFunc: func(ctx context.Context, err error) {
+			log.Debug("websocket error", zap.Error(err), zap.String("request_id", httpctx.RequestID(ctx)))
+		},
+	}
+}
+
+// errWSForbidden is what a rejected connection_init is told (close 4403).
+var errWSForbidden = errors.New("Forbidden")
+
+// websocketInit authenticates a socket from the connection_init payload
+// ({"authorization": "Bearer <token>"}) or, without one, from what the upgrade
+// request carried (session cookie or Authorization header, already checked by
+// withIdentity). No valid identity → close 4403: every subscription needs one.
+func websocketInit(authn *auth.Service, log *zap.Logger) transport.WebsocketInitFunc {
+	return func(ctx context.Context, p transport.InitPayload) (context.Context, *transport.InitPayload, error) {
+		raw := strings.TrimSpace(p.Authorization())
+		if raw == "" {
+			if viewer.FromContext(ctx) != nil {
+				return ctx, nil, nil
+			}
+			return transport.WithWebsocketCloseCode(ctx, wsgorilla.CloseForbidden), nil, errWSForbidden
+		}
+		token := raw
+		if len(raw) > 7 && strings.EqualFold(raw[:7], "bearer ") {
+			token = strings.TrimSpace(raw[7:])
+		}
+		v, err := authn.Authenticate(ctx, token)
+		if err != nil {
+			if !apperr.HasCode(err, apperr.Unauthenticated) {
+				log.Error("websocket authenticate", zap.Error(err), zap.String("request_id", httpctx.RequestID(ctx)))
+			}
+			return transport.WithWebsocketCloseCode(ctx, wsgorilla.CloseForbidden), nil, errWSForbidden
+		}
+		return viewer.NewContext(ctx, v), nil, nil
+	}
+}
