@@ -100,39 +100,41 @@ func (s *Service) AcquireLock(ctx context.Context, copyID string, ttlSeconds *in
 
 // upsertLease runs the compare-and-set and returns the caller's lease, or LOCKED.
 func (s *Service) upsertLease(ctx context.Context, tx *ent.Tx, copyID, ownerID, token string, now, expires time.Time) (*ent.CopyLock, error) {
-	// A holder seen by the failed upsert can be swept before we read it (it was
-	// about to expire); the next attempt then takes the copy. Two rounds suffice
-	// in practice, three leave margin.
-	for range 3 {
-		res, err := tx.ExecContext(ctx, s.rebind(upsertLease), ids.New(ids.CopyLock), copyID, ownerID, token, now, expires)
-		if err != nil {
-			return nil, fmt.Errorf("upsert lease: %w", err)
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return nil, fmt.Errorf("upsert lease: %w", err)
-		}
-		if n == 0 {
-			owner, expires, err := s.leaseHolder(ctx, tx, copyID)
-			switch {
-			case errors.Is(err, stdsql.ErrNoRows):
-				continue
-			case err != nil:
-				return nil, err
-			}
-			return nil, apperr.LockedBy(owner, expires)
-		}
-		held, err := tx.CopyLock.Query().Where(copylock.CopyID(copyID)).Only(system(ctx))
-		if err != nil {
-			return nil, fmt.Errorf("read lease: %w", err)
-		}
-		return held, nil
+	// Every lease change but the sweeper's locks the copy row first, and the
+	// sweeper only removes expired leases: under our copy-row lock, a live lease
+	// of someone else seen here stays theirs. Answering LOCKED from this read
+	// spares the losers of a race the upsert and the lease row's lock.
+	holder, expiresAt, err := s.leaseHolder(ctx, tx, copyID)
+	switch {
+	case errors.Is(err, stdsql.ErrNoRows):
+	case err != nil:
+		return nil, err
+	case holder.ID != ownerID && expiresAt.After(now):
+		return nil, apperr.LockedBy(holder, expiresAt)
 	}
-	return nil, fmt.Errorf("upsert lease: the lease kept vanishing")
+	res, err := tx.ExecContext(ctx, s.rebind(upsertLease), ids.New(ids.CopyLock), copyID, ownerID, token, now, expires)
+	if err != nil {
+		return nil, fmt.Errorf("upsert lease: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return nil, fmt.Errorf("upsert lease: %w", err)
+	}
+	if n == 0 { // the guard held where the read above did not: report the holder
+		if holder, expiresAt, err = s.leaseHolder(ctx, tx, copyID); err != nil {
+			return nil, fmt.Errorf("upsert lease refused, then: %w", err)
+		}
+		return nil, apperr.LockedBy(holder, expiresAt)
+	}
+	lease, err := tx.CopyLock.Query().Where(copylock.CopyID(copyID)).Only(system(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("read lease: %w", err)
+	}
+	return lease, nil
 }
 
-// leaseHolder reads who holds a copy's lease, in one statement: on the losing
-// side of a race every statement is spent holding the lease row's lock.
+// leaseHolder reads who holds a copy's lease and until when (sql.ErrNoRows when
+// there is no lease row), in one statement.
 func (s *Service) leaseHolder(ctx context.Context, tx *ent.Tx, copyID string) (apperr.LockOwner, time.Time, error) {
 	rows, err := tx.QueryContext(ctx, s.rebind(`SELECT l.owner_id, u.name, l.expires_at
 FROM copy_locks l JOIN users u ON u.id = l.owner_id WHERE l.copy_id = ?`), copyID)

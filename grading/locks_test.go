@@ -297,3 +297,47 @@ func TestLockEventNamesTheOwner(t *testing.T) {
 		}
 	})
 }
+
+// The upsert is a compare-and-set on its own, whatever reads come before it: it
+// affects no row when someone else holds a live lease, and rows affected is
+// reliable on both databases.
+func TestUpsertLeaseStatement(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		now := storedTime(time.Now())
+		upsert := func(owner, token string, at time.Time) int64 {
+			t.Helper()
+			res, err := d.SQL.Exec(f.svc.rebind(upsertLease), "lck_"+token, f.copy.ID, owner, token, at, at.Add(time.Minute))
+			if err != nil {
+				t.Fatal(err)
+			}
+			n, err := res.RowsAffected()
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		stored := func() *ent.CopyLock {
+			l, err := d.Client.CopyLock.Query().Where(copylock.CopyID(f.copy.ID)).Only(f.sys)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return l
+		}
+		if n := upsert(f.teacher.ID, "t1", now); n != 1 {
+			t.Fatalf("free copy: %d rows", n)
+		}
+		if n := upsert(f.admin.ID, "a1", now.Add(time.Second)); n != 0 || stored().OwnerID != f.teacher.ID {
+			t.Fatalf("live lease of another: %d rows, owner %s", n, stored().OwnerID)
+		}
+		if n := upsert(f.teacher.ID, "t2", now.Add(2*time.Second)); n != 1 || stored().Token != "t1" {
+			t.Fatalf("holder renewing: %d rows, token %s", n, stored().Token)
+		}
+		if n := upsert(f.admin.ID, "a2", now.Add(2*time.Minute)); n != 1 || stored().Token != "a2" || stored().OwnerID != f.admin.ID {
+			t.Fatalf("expired lease taken over: %d rows, %+v", n, stored())
+		}
+		if n := upsert(f.admin.ID, "a3", now.Add(10*time.Minute)); n != 1 || stored().Token != "a3" {
+			t.Fatalf("holder re-acquiring their expired lease: %d rows, token %s (the old token must die)", n, stored().Token)
+		}
+	})
+}
