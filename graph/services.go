@@ -7,6 +7,8 @@ import (
 	"github.com/korrigo/korrigo/ent"
 	"github.com/korrigo/korrigo/exams"
 	"github.com/korrigo/korrigo/grading"
+	"github.com/korrigo/korrigo/jobs"
+	"github.com/korrigo/korrigo/server/filesign"
 	"github.com/korrigo/korrigo/realtime"
 )
 
@@ -16,6 +18,8 @@ type Services struct {
 	Auth    *auth.Service
 	Exams   *exams.Service
 	Grading *grading.Service
+	Jobs    *jobs.Service    // scans, imports, finalization (DESIGN.md §8–9)
+	Files   *filesign.Signer // signed file URLs
 	// Realtime serves the subscriptions (DESIGN.md §10).
 	Realtime *realtime.Service
 	Logger   *zap.Logger

@@ -186,4 +186,3 @@ func closeJob(ctx context.Context, tx *ent.Tx, jobID string, state job.State, re
 	}
 	return u.Exec(system(ctx))
 }
-

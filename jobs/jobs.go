@@ -17,6 +17,7 @@
 package jobs
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -35,16 +36,16 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/korrigo/korrigo/db"
-	"github.com/korrigo/korrigo/ent"
 	"github.com/korrigo/korrigo/grading"
 	"github.com/korrigo/korrigo/pdf"
 	"github.com/korrigo/korrigo/storage"
 )
 
-// ProgressPublisher receives a job's new state after each committed change
-// (for the jobProgress subscription). It must not block. Nil publishes nothing.
+// ProgressPublisher is told after each committed change of a job (state,
+// progress), for the jobProgress subscription, which re-reads the row. It
+// must not block. Nil publishes nothing. realtime.Publisher implements it.
 type ProgressPublisher interface {
-	JobProgress(ctx context.Context, j *ent.Job)
+	JobChanged(ctx context.Context, jobID string)
 }
 
 // Defaults of Config.
@@ -115,9 +116,18 @@ type Service struct {
 // PostgreSQL, riversqlite over modernc for SQLite). It does not start workers:
 // call Start.
 func New(cfg Config) (*Service, error) {
-	if cfg.DB == nil || cfg.Store == nil || cfg.Runner == nil || cfg.Grading == nil {
-		return nil, errors.New("jobs: DB, Store, Runner and Grading are required")
+	if cfg.DB == nil || cfg.Store == nil || cfg.Runner == nil {
+		return nil, errors.New("jobs: DB, Store and Runner are required")
 	}
+	cfg = normalize(cfg)
+	s := &Service{cfg: cfg, log: cfg.Logger}
+	if err := s.build(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func normalize(cfg Config) Config {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
@@ -141,8 +151,13 @@ func New(cfg Config) (*Service, error) {
 	if cfg.SweepInterval == 0 {
 		cfg.SweepInterval = 5 * time.Second
 	}
-	s := &Service{cfg: cfg, log: cfg.Logger}
+	return cfg
+}
 
+// build makes the River client for s.cfg.
+func (s *Service) build() error {
+	cfg := s.cfg
+	runnerTimeout := cmp.Or(cfg.Runner.Timeout, pdf.DefaultTimeout)
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &splitWorker{s: s})
 	river.AddWorker(workers, &importWorker{s: s})
@@ -158,7 +173,7 @@ func New(cfg Config) (*Service, error) {
 		PollOnly:             true,
 		RescueStuckJobsAfter: cfg.RescueAfter,
 		// A PDF job's own limit is the runner's; River's is a backstop.
-		JobTimeout: runnerTimeout + 2*time.Minute,
+		JobTimeout:   runnerTimeout + 2*time.Minute,
 		ErrorHandler: errorHandler{log: cfg.Logger.Named("river")},
 	}
 	if cfg.Workers > 0 {
@@ -176,9 +191,28 @@ func New(cfg Config) (*Service, error) {
 		s.client, err = river.NewClient(riversqlite.New(cfg.DB.SQL), rc)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("jobs: river client: %w", err)
+		return fmt.Errorf("jobs: river client: %w", err)
 	}
-	return s, nil
+	return nil
+}
+
+// SetGrading gives the service the grading service it reports finalizations
+// to (grading needs the service as its JobEnqueuer first). Call before Start.
+func (s *Service) SetGrading(g *grading.Service) { s.cfg.Grading = g }
+
+// Reconfigure changes the configuration before Start (tests: fast retries,
+// hooks) and rebuilds the River client.
+func (s *Service) Reconfigure(fn func(*Config)) error {
+	s.startMu.Lock()
+	defer s.startMu.Unlock()
+	if s.started {
+		return errors.New("jobs: reconfigure after start")
+	}
+	cfg := s.cfg
+	fn(&cfg)
+	s.cfg = normalize(cfg)
+	s.log = s.cfg.Logger
+	return s.build()
 }
 
 // Start runs the workers until ctx ends or Stop is called. An insert-only
@@ -186,6 +220,9 @@ func New(cfg Config) (*Service, error) {
 func (s *Service) Start(ctx context.Context) error {
 	if s.cfg.Workers == 0 {
 		return nil
+	}
+	if s.cfg.Grading == nil {
+		return errors.New("jobs: no grading service")
 	}
 	s.startMu.Lock()
 	defer s.startMu.Unlock()

@@ -230,17 +230,14 @@ func isPermanent(err error) bool {
 var errPermanent = errors.New("permanent failure")
 
 func (s *Service) publish(ctx context.Context, j *ent.Job) {
-	if s.cfg.Progress != nil && j != nil {
-		s.cfg.Progress.JobProgress(context.WithoutCancel(ctx), j)
+	if j != nil {
+		s.publishID(ctx, j.ID)
 	}
 }
 
 func (s *Service) publishID(ctx context.Context, id string) {
-	if s.cfg.Progress == nil {
-		return
-	}
-	if j, err := s.cfg.DB.Client.Job.Get(system(ctx), id); err == nil {
-		s.publish(ctx, j)
+	if s.cfg.Progress != nil {
+		s.cfg.Progress.JobChanged(context.WithoutCancel(ctx), id)
 	}
 }
 

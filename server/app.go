@@ -19,6 +19,7 @@ import (
 	"github.com/korrigo/korrigo/graph"
 	"github.com/korrigo/korrigo/pubsub"
 	"github.com/korrigo/korrigo/realtime"
+	"github.com/korrigo/korrigo/server/filesign"
 )
 
 // App is one `korrigo serve` process: database, services and HTTP server.
@@ -64,14 +65,21 @@ func NewAppWithDB(cfg Config, log *zap.Logger, d *db.DB) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
+	js, err := newJobs(cfg, log, d, realtime.NewPublisher(broker, log.Named("realtime")))
+	if err != nil {
+		return nil, errors.Join(err, broker.Close())
+	}
 	services := graph.Services{
 		Client:   d.Client,
 		Auth:     auth.NewService(d.Client, log.Named("auth"), auth.Options{}),
 		Exams:    exams.NewService(d.Client, log.Named("exams")),
-		Grading:  grading.NewService(d, log.Named("grading"), realtime.NewPublisher(broker, log.Named("realtime"))),
+		Grading:  grading.NewService(d, log.Named("grading"), realtime.NewPublisher(broker, log.Named("realtime")), grading.WithJobEnqueuer(js)),
+		Jobs:     js,
+		Files:    filesign.New(os.Getenv("KORRIGO_FILE_URL_SECRET"), 0),
 		Realtime: realtime.NewService(d.Client, broker, log.Named("realtime")),
 		Logger:   log,
 	}
+	js.SetGrading(services.Grading)
 	a := &App{Config: cfg, Log: log, DB: d, Services: services, Broker: broker}
 	a.Handler = a.routes()
 	return a, nil
@@ -81,7 +89,8 @@ func (a *App) routes() http.Handler {
 	mux := http.NewServeMux()
 	gql := NewGraphQLHandler(a.Services, a.Log.Named("graphql"), a.Config.Production())
 	gql.AddTransport(a.websocketTransport())
-	mux.Handle("/graphql", withIdentity(a.Services.Auth, a.Config.Production(), a.Log, limitBody(gql)))
+	mux.Handle("/graphql", withIdentity(a.Services.Auth, a.Config.Production(), a.Log, guardUploads(limitBody(gql))))
+	mux.Handle("GET "+filesign.Path, withIdentity(a.Services.Auth, a.Config.Production(), a.Log, a.files()))
 	mux.HandleFunc("GET /healthz", healthz)
 	mux.Handle("GET /readyz", readyz(a.checks(), func(name string, err error) {
 		a.Log.Warn("readiness check failed", zap.String("check", name), zap.Error(err))
@@ -92,6 +101,10 @@ func (a *App) routes() http.Handler {
 // limitBody caps JSON request bodies; uploads get their own limit.
 func limitBody(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if isMultipart(r) { // guardUploads has set its own limit
+			next.ServeHTTP(w, r)
+			return
+		}
 		r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
 		next.ServeHTTP(w, r)
 	})
@@ -124,7 +137,15 @@ func (a *App) StartBackground(ctx context.Context) {
 	a.background = make(chan struct{})
 	go func() {
 		defer close(a.background)
+		jobsDone := make(chan struct{})
+		go func() {
+			defer close(jobsDone)
+			if err := a.RunJobs(ctx); err != nil {
+				a.Log.Error("job workers", zap.Error(err))
+			}
+		}()
 		a.Services.Grading.RunSweeper(ctx, 5*time.Second)
+		<-jobsDone
 	}()
 }
 

@@ -33,6 +33,7 @@ func NewGraphQLHandler(services graph.Services, log *zap.Logger, production bool
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.GET{}) // queries only: gqlgen refuses mutations over GET
 	srv.AddTransport(transport.POST{})
+	srv.AddTransport(uploadTransport()) // behind guardUploads (CSRF, size)
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
 	srv.SetParserTokenLimit(MaxQueryBytes / 2) // parsing stops early on giant documents
 	srv.Use(extension.Introspection{})

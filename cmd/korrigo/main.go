@@ -3,6 +3,8 @@
 //	korrigo [serve]                 the GraphQL server (default)
 //	korrigo migrate up|down|status  database migrations
 //	korrigo createadmin -email … -name …
+//	korrigo worker                  job workers only
+//	korrigo recover                 reset what a crash left
 //	korrigo pdf <op>                internal: the isolated PDF subprocess
 package main
 
@@ -31,6 +33,10 @@ commands:
   migrate up|down|status   apply, roll back (one step) or list database migrations
   createadmin              create an admin account (-email, -name; password from
                            KORRIGO_ADMIN_PASSWORD or generated and printed once)
+  worker                   run background jobs only (scans, finalization, sweeps)
+  recover [-workers-stopped] [-temp-age 1h]
+                           reset what a crash left: interrupted jobs, copies stuck
+                           in GRADING_IN_PROGRESS, temp files, orphan blobs
 
 configuration: KORRIGO_* environment variables, see README.md
 `
@@ -54,6 +60,10 @@ func main() {
 		err = migrate(ctx, args)
 	case "createadmin":
 		err = createAdmin(ctx, args)
+	case "worker":
+		err = worker(ctx)
+	case "recover":
+		err = recoverCmd(ctx, args)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 	default:

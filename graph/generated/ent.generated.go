@@ -35,6 +35,8 @@ type CopyResolver interface {
 	Scores(ctx context.Context, obj *ent.ExamCopy) ([]*ent.QuestionScore, error)
 	Total(ctx context.Context, obj *ent.ExamCopy) (float64, error)
 	Grade20(ctx context.Context, obj *ent.ExamCopy) (*float64, error)
+	PDFURL(ctx context.Context, obj *ent.ExamCopy) (*string, error)
+	FinalPDFURL(ctx context.Context, obj *ent.ExamCopy) (*string, error)
 }
 type CopyLockResolver interface {
 	Token(ctx context.Context, obj *ent.CopyLock) (*string, error)
@@ -42,6 +44,7 @@ type CopyLockResolver interface {
 type ExamResolver interface {
 	Scheme(ctx context.Context, obj *ent.Exam) ([]*scheme.Node, error)
 	MaxPoints(ctx context.Context, obj *ent.Exam) (float64, error)
+	Jobs(ctx context.Context, obj *ent.Exam, first *int) ([]*ent.Job, error)
 }
 type JobResolver interface {
 	Progress(ctx context.Context, obj *ent.Job) (*model.JobProgress, error)
@@ -223,6 +226,20 @@ func (ec *executionContext) field_Exam_correctors_args(ctx context.Context, rawA
 		return nil, err
 	}
 	args["orderBy"] = arg4
+	return args, nil
+}
+
+func (ec *executionContext) field_Exam_jobs_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg0
 	return args, nil
 }
 
@@ -2311,6 +2328,52 @@ func (ec *executionContext) fieldContext_Copy_grade20(_ context.Context, field g
 	return graphql.NewScalarFieldContext("Copy", field, true, true, "Float")
 }
 
+func (ec *executionContext) _Copy_pdfUrl(ctx context.Context, field graphql.CollectedField, obj *ent.ExamCopy) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Copy_pdfUrl(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Copy().PDFURL(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Copy_pdfUrl(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Copy", field, true, true, "String")
+}
+
+func (ec *executionContext) _Copy_finalPdfUrl(ctx context.Context, field graphql.CollectedField, obj *ent.ExamCopy) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Copy_finalPdfUrl(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Copy().FinalPDFURL(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Copy_finalPdfUrl(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Copy", field, true, true, "String")
+}
+
 func (ec *executionContext) _CopyConnection_edges(ctx context.Context, field graphql.CollectedField, obj *ent.CopyConnection) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -3118,6 +3181,50 @@ func (ec *executionContext) _Exam_maxPoints(ctx context.Context, field graphql.C
 }
 func (ec *executionContext) fieldContext_Exam_maxPoints(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Exam", field, true, true, "Float")
+}
+
+func (ec *executionContext) _Exam_jobs(ctx context.Context, field graphql.CollectedField, obj *ent.Exam) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Exam_jobs(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Exam().Jobs(ctx, obj, fc.Args["first"].(*int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*ent.Job) graphql.Marshaler {
+			return ec.marshalNJob2ᚕᚖgithubᚗcomᚋkorrigoᚋkorrigoᚋentᚐJobᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Exam_jobs(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Exam",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Job(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Exam_jobs_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _ExamConnection_edges(ctx context.Context, field graphql.CollectedField, obj *ent.ExamConnection) (ret graphql.Marshaler) {
@@ -10081,6 +10188,18 @@ func (ec *executionContext) _Copy(ctx context.Context, sel ast.SelectionSet, obj
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Copy_grade20(ctx, field, obj)
 				})
+		case "pdfUrl":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Copy_pdfUrl(ctx, field, obj)
+				})
+		case "finalPdfUrl":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Copy_finalPdfUrl(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -10382,6 +10501,12 @@ func (ec *executionContext) _Exam(ctx context.Context, sel ast.SelectionSet, obj
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Exam_maxPoints(ctx, field, obj)
+				})
+		case "jobs":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Exam_jobs(ctx, field, obj)
 				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -11541,6 +11666,22 @@ func (ec *executionContext) marshalNGradingEventOrderField2ᚖgithubᚗcomᚋkor
 func (ec *executionContext) unmarshalNGradingEventWhereInput2ᚖgithubᚗcomᚋkorrigoᚋkorrigoᚋentᚐGradingEventWhereInput(ctx context.Context, v any) (*ent.GradingEventWhereInput, error) {
 	res, err := ec.unmarshalInputGradingEventWhereInput(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNJob2ᚕᚖgithubᚗcomᚋkorrigoᚋkorrigoᚋentᚐJobᚄ(ctx context.Context, sel ast.SelectionSet, v []*ent.Job) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNJob2ᚖgithubᚗcomᚋkorrigoᚋkorrigoᚋentᚐJob(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) marshalNJob2ᚖgithubᚗcomᚋkorrigoᚋkorrigoᚋentᚐJob(ctx context.Context, sel ast.SelectionSet, v *ent.Job) graphql.Marshaler {

@@ -114,6 +114,7 @@ type ComplexityRoot struct {
 		CreatedAt         func(childComplexity int) int
 		Events            func(childComplexity int, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.GradingEventOrder) int
 		Exam              func(childComplexity int) int
+		FinalPDFURL       func(childComplexity int) int
 		FinalizeAttempts  func(childComplexity int) int
 		Grade20           func(childComplexity int) int
 		GradedAt          func(childComplexity int) int
@@ -121,6 +122,7 @@ type ComplexityRoot struct {
 		ID                func(childComplexity int) int
 		Lock              func(childComplexity int) int
 		MyDraft           func(childComplexity int) int
+		PDFURL            func(childComplexity int) int
 		PageCount         func(childComplexity int) int
 		Scores            func(childComplexity int) int
 		ShortBooklet      func(childComplexity int) int
@@ -201,6 +203,7 @@ type ComplexityRoot struct {
 		Date                func(childComplexity int) int
 		DeletedAt           func(childComplexity int) int
 		ID                  func(childComplexity int) int
+		Jobs                func(childComplexity int, first *int) int
 		MaxPoints           func(childComplexity int) int
 		Name                func(childComplexity int) int
 		PagesPerBooklet     func(childComplexity int) int
@@ -280,6 +283,7 @@ type ComplexityRoot struct {
 		DeleteExam        func(childComplexity int, id string) int
 		DiscardDraft      func(childComplexity int, copyID string) int
 		FinalizeCopy      func(childComplexity int, copyID string, lockToken string) int
+		ImportCopy        func(childComplexity int, examID string, file graphql.Upload, studentID *string) int
 		Login             func(childComplexity int, email string, password string) int
 		Logout            func(childComplexity int) int
 		MarkCopyReady     func(childComplexity int, copyID string) int
@@ -295,6 +299,7 @@ type ComplexityRoot struct {
 		SetQuestionScore  func(childComplexity int, copyID string, lockToken string, questionID string, points *float64, remark *string) int
 		UpdateAnnotation  func(childComplexity int, id string, lockToken string, version int, input model.AnnotationPatch) int
 		UpdateExam        func(childComplexity int, id string, input model.UpdateExamInput) int
+		UploadScan        func(childComplexity int, examID string, file graphql.Upload) int
 	}
 
 	PageInfo struct {
@@ -743,6 +748,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Copy.Exam(childComplexity), true
+	case "Copy.finalPdfUrl":
+		if e.ComplexityRoot.Copy.FinalPDFURL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Copy.FinalPDFURL(childComplexity), true
 	case "Copy.finalizeAttempts":
 		if e.ComplexityRoot.Copy.FinalizeAttempts == nil {
 			break
@@ -785,6 +796,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Copy.MyDraft(childComplexity), true
+	case "Copy.pdfUrl":
+		if e.ComplexityRoot.Copy.PDFURL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Copy.PDFURL(childComplexity), true
 	case "Copy.pageCount":
 		if e.ComplexityRoot.Copy.PageCount == nil {
 			break
@@ -1122,6 +1139,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Exam.ID(childComplexity), true
+	case "Exam.jobs":
+		if e.ComplexityRoot.Exam.Jobs == nil {
+			break
+		}
+
+		args, err := ec.field_Exam_jobs_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Exam.Jobs(childComplexity, args["first"].(*int)), true
 	case "Exam.maxPoints":
 		if e.ComplexityRoot.Exam.MaxPoints == nil {
 			break
@@ -1498,6 +1526,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.FinalizeCopy(childComplexity, args["copyId"].(string), args["lockToken"].(string)), true
+	case "Mutation.importCopy":
+		if e.ComplexityRoot.Mutation.ImportCopy == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_importCopy_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ImportCopy(childComplexity, args["examId"].(string), args["file"].(graphql.Upload), args["studentId"].(*string)), true
 	case "Mutation.login":
 		if e.ComplexityRoot.Mutation.Login == nil {
 			break
@@ -1658,6 +1697,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.UpdateExam(childComplexity, args["id"].(string), args["input"].(model.UpdateExamInput)), true
+	case "Mutation.uploadScan":
+		if e.ComplexityRoot.Mutation.UploadScan == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_uploadScan_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UploadScan(childComplexity, args["examId"].(string), args["file"].(graphql.Upload)), true
 
 	case "PageInfo.endCursor":
 		if e.ComplexityRoot.PageInfo.EndCursor == nil {
@@ -4075,6 +4125,30 @@ scalar JSON
 "A file sent with the GraphQL multipart request spec."
 scalar Upload
 `, BuiltIn: false},
+	{Name: "../scan.graphqls", Input: `extend type Mutation {
+  """
+  Admin: a class scan (PDF, ≤ 50 MB, 1–500 pages) to cut into one STAGING copy per booklet.
+  Multipart request; needs an Apollo-Require-Preflight or X-Korrigo-Csrf header, or a Bearer token.
+  Validated before anything is stored: INVALID_PDF (extensions.reason) or PAYLOAD_TOO_LARGE.
+  Re-uploading replaces the exam's STAGING copies that are not identified yet.
+  """
+  uploadScan(examId: ID!, file: Upload!): Job!
+  "Admin: one student's PDF becomes one copy (identified when studentId is given)."
+  importCopy(examId: ID!, file: Upload!, studentId: ID): Job!
+}
+
+extend type Exam {
+  "Background jobs of the exam, newest first (at most 100)."
+  jobs(first: Int): [Job!]!
+}
+
+extend type Copy {
+  "Short-lived signed link to the copy's pages; the identity zone is masked for non-admins."
+  pdfUrl: String
+  "Short-lived signed link to the final PDF, once GRADED."
+  finalPdfUrl: String
+}
+`, BuiltIn: false},
 	{Name: "../user.graphqls", Input: `extend type Query {
   "The caller, or null when anonymous."
   me: User
@@ -4297,6 +4371,10 @@ func (ec *executionContext) childFields_Copy(ctx context.Context, field graphql.
 		return ec.fieldContext_Copy_total(ctx, field)
 	case "grade20":
 		return ec.fieldContext_Copy_grade20(ctx, field)
+	case "pdfUrl":
+		return ec.fieldContext_Copy_pdfUrl(ctx, field)
+	case "finalPdfUrl":
+		return ec.fieldContext_Copy_finalPdfUrl(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Copy", field.Name)
 }
@@ -4457,6 +4535,8 @@ func (ec *executionContext) childFields_Exam(ctx context.Context, field graphql.
 		return ec.fieldContext_Exam_scheme(ctx, field)
 	case "maxPoints":
 		return ec.fieldContext_Exam_maxPoints(ctx, field)
+	case "jobs":
+		return ec.fieldContext_Exam_jobs(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Exam", field.Name)
 }

@@ -1,0 +1,57 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/korrigo/korrigo/jobs"
+	"github.com/korrigo/korrigo/server"
+)
+
+// worker runs job workers only (no HTTP server): `korrigo worker`. Several may
+// run against one PostgreSQL database; KORRIGO_WORKERS sets how many jobs
+// each runs at once (default 2).
+func worker(ctx context.Context) error {
+	cfg, log, err := setup()
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }()
+	app, err := server.NewWorker(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer app.Close()
+	log.Info("job worker started")
+	return app.RunJobs(ctx)
+}
+
+// recoverCmd resets what a crash left: `korrigo recover`.
+func recoverCmd(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("recover", flag.ContinueOnError)
+	stopped := fs.Bool("workers-stopped", false,
+		"no worker or serve process is running: jobs still marked running were abandoned")
+	age := fs.Duration("temp-age", time.Hour, "remove temp files and unreferenced blobs older than this")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, log, err := setup()
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }()
+	os.Setenv("KORRIGO_SERVE_WORKERS", "0")
+	app, err := server.NewApp(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer app.Close()
+	rep, err := app.Services.Jobs.Recover(ctx, jobs.RecoverOptions{WorkersStopped: *stopped}, *age)
+	out, _ := json.MarshalIndent(rep, "", "  ")
+	fmt.Println(string(out))
+	return err
+}

@@ -1,0 +1,109 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/korrigo/korrigo/apperr"
+	"github.com/korrigo/korrigo/auth/rules"
+	"github.com/korrigo/korrigo/auth/viewer"
+	"github.com/korrigo/korrigo/ent"
+	"github.com/korrigo/korrigo/ent/examcopy"
+	"github.com/korrigo/korrigo/server/filesign"
+	"github.com/korrigo/korrigo/storage"
+)
+
+// files serves copy PDFs behind signed URLs (GET /files/copies/{id}/{kind}.pdf):
+// the signature must be valid, unexpired and issued to the caller, and the
+// caller must still be allowed to read the copy under the privacy rules
+// (teacher: assigned copies; student: own, GRADED, released; admin: all).
+// Nothing is cacheable.
+func (a *App) files() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		ctx := r.Context()
+		v := viewer.FromContext(ctx)
+		if v == nil {
+			writeError(w, http.StatusUnauthorized, apperr.Unauthenticated, "sign in first")
+			return
+		}
+		rest := strings.TrimPrefix(r.URL.Path, filesign.Path)
+		copyID, file, ok := strings.Cut(rest, "/")
+		kind := strings.TrimSuffix(file, ".pdf")
+		if !ok || (kind != filesign.Pages && kind != filesign.Final) {
+			writeError(w, http.StatusNotFound, apperr.NotFound, "no such file")
+			return
+		}
+		q := r.URL.Query()
+		if err := a.Services.Files.Verify(copyID, kind, v.UserID, q.Get("exp"), q.Get("sig")); err != nil {
+			writeError(w, http.StatusForbidden, apperr.Forbidden, err.Error())
+			return
+		}
+		c, err := a.Services.Client.ExamCopy.Get(ctx, copyID) // the caller's privacy rules
+		if ent.IsNotFound(err) {
+			writeError(w, http.StatusNotFound, apperr.NotFound, "no such file")
+			return
+		}
+		if err != nil {
+			a.fileError(w, r, err)
+			return
+		}
+		var blobID *string
+		switch kind {
+		case filesign.Pages:
+			if !v.IsAdmin() {
+				// The identity zone of header pages must be masked for
+				// non-admins, and masking is not implemented yet: refuse
+				// rather than show a student's name to a corrector.
+				writeError(w, http.StatusForbidden, apperr.Forbidden,
+					"page images with the identity zone masked are not available yet")
+				return
+			}
+			blobID = c.SourceBlobID
+		case filesign.Final:
+			if c.Status == examcopy.StatusGRADED {
+				blobID = c.FinalBlobID
+			}
+		}
+		if blobID == nil {
+			writeError(w, http.StatusNotFound, apperr.NotFound, "no such file")
+			return
+		}
+		b, err := a.Services.Client.Blob.Get(rules.System(ctx), *blobID)
+		if err != nil {
+			a.fileError(w, r, err)
+			return
+		}
+		f, err := a.Services.Jobs.Store().Open(b.Sha256)
+		if err != nil {
+			a.fileError(w, r, err)
+			return
+		}
+		defer f.Close()
+		w.Header().Set("Content-Type", "application/pdf")
+		w.Header().Set("Content-Length", fmt.Sprint(b.Size))
+		name := c.AnonymousID
+		if kind == filesign.Final {
+			name += "-corrigee"
+		}
+		w.Header().Set("Content-Disposition", fmt.Sprintf(`inline; filename="%s.pdf"`, name))
+		if _, err := io.Copy(w, f); err != nil {
+			a.Log.Warn("serve file", zap.Error(err))
+		}
+	})
+}
+
+func (a *App) fileError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, storage.ErrNotFound) {
+		a.Log.Error("blob file missing", zap.Error(err))
+	} else {
+		a.Log.Error("serve file", zap.Error(err))
+	}
+	writeError(w, http.StatusInternalServerError, apperr.InternalError, "internal server error")
+}
