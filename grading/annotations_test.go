@@ -29,6 +29,7 @@ func revisions(t *testing.T, f *fixture, id string) []*ent.AnnotationRevision {
 }
 
 func TestAnnotationLifecycle(t *testing.T) {
+	t.Parallel()
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
 		f := newFixture(t, d)
 		token := f.acquire(f.teacher, f.copy)
@@ -105,6 +106,7 @@ func TestAnnotationLifecycle(t *testing.T) {
 // VERSION_CONFLICT with the winner's version, and the history has every accepted
 // change.
 func TestUpdateAnnotationRace(t *testing.T) {
+	t.Parallel()
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
 		f := newFixture(t, d)
 		token := f.acquire(f.teacher, f.copy)
@@ -153,6 +155,7 @@ func TestUpdateAnnotationRace(t *testing.T) {
 }
 
 func TestAnnotationAuthorOnly(t *testing.T) {
+	t.Parallel()
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
 		f := newFixture(t, d)
 		adminToken := f.acquire(f.admin, f.copy)

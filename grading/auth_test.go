@@ -53,6 +53,7 @@ func (f *fixture) mutations(token string, a *ent.Annotation) map[string]func(ctx
 // exam, a student, a read-only token and an anonymous caller are refused every
 // mutation, and nothing is written.
 func TestAuthorization(t *testing.T) {
+	t.Parallel()
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
 		f := newFixture(t, d)
 		token := f.ready()
@@ -97,6 +98,7 @@ func TestAuthorization(t *testing.T) {
 // A reassigned copy is no longer its former corrector's, and neither is a copy of
 // a deleted exam.
 func TestAuthorizationFollowsAssignment(t *testing.T) {
+	t.Parallel()
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
 		f := newFixture(t, d)
 		token := f.acquire(f.teacher, f.copy)
@@ -117,6 +119,7 @@ func TestAuthorizationFollowsAssignment(t *testing.T) {
 
 // Refused input is a typed error and writes nothing.
 func TestBadInputWritesNothing(t *testing.T) {
+	t.Parallel()
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
 		f := newFixture(t, d)
 		token := f.acquire(f.teacher, f.copy)
@@ -210,6 +213,7 @@ func TestBadInputWritesNothing(t *testing.T) {
 
 // Grading writes need the caller's own live lease.
 func TestWritesNeedTheLease(t *testing.T) {
+	t.Parallel()
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
 		f := newFixture(t, d)
 		adminToken := f.acquire(f.admin, f.copy)

@@ -15,6 +15,7 @@ import (
 
 // 100 autosaves of one tab at once: all succeed, versions exactly 1..100.
 func TestSaveDraftSameTabConcurrent(t *testing.T) {
+	t.Parallel()
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
 		f := newFixture(t, d)
 		const saves = 100
@@ -50,6 +51,7 @@ func TestSaveDraftSameTabConcurrent(t *testing.T) {
 // Two tabs' first saves race: one creates the draft, the other gets
 // VERSION_CONFLICT with version 1, never another error.
 func TestSaveDraftTwoTabsRace(t *testing.T) {
+	t.Parallel()
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
 		f := newFixture(t, d)
 		const rounds = 50
@@ -79,6 +81,7 @@ func TestSaveDraftTwoTabsRace(t *testing.T) {
 // Another tab takes the draft over by naming the stored version; the first tab is
 // then the stale one.
 func TestSaveDraftTakeover(t *testing.T) {
+	t.Parallel()
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
 		f := newFixture(t, d)
 		ctx := as(f.teacher)
@@ -129,6 +132,7 @@ func TestSaveDraftTakeover(t *testing.T) {
 }
 
 func TestSaveDraftNeedsNoLease(t *testing.T) {
+	t.Parallel()
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
 		f := newFixture(t, d)
 		f.acquire(f.admin, f.copy) // someone else holds the copy

@@ -47,6 +47,7 @@ func (f *fixture) blob() string {
 // 20 concurrent finalizations: one job, one transition, one FINALIZE event, and
 // every caller gets that job.
 func TestFinalizeConcurrent(t *testing.T) {
+	t.Parallel()
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
 		f := newFixture(t, d)
 		token := f.ready()
@@ -95,6 +96,7 @@ func TestFinalizeConcurrent(t *testing.T) {
 }
 
 func TestFinalizeNeedsCompleteCopy(t *testing.T) {
+	t.Parallel()
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
 		f := newFixture(t, d)
 		token := f.acquire(f.teacher, f.copy)
@@ -136,6 +138,7 @@ func TestFinalizeNeedsCompleteCopy(t *testing.T) {
 // After CompleteFinalize the copy is GRADED and every write is INVALID_TRANSITION,
 // whatever the token, and writes nothing.
 func TestGradedIsTerminal(t *testing.T) {
+	t.Parallel()
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
 		f := newFixture(t, d)
 		token := f.acquire(f.teacher, f.copy)
@@ -222,6 +225,7 @@ func TestGradedIsTerminal(t *testing.T) {
 // A failed finalization leaves the copy gradable again, and a new finalization
 // gets a new job.
 func TestFailFinalizeThenRetry(t *testing.T) {
+	t.Parallel()
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
 		f := newFixture(t, d)
 		token := f.ready()
@@ -275,6 +279,7 @@ func (e enqueuerFunc) EnqueueFinalize(ctx context.Context, tx *ent.Tx, j *ent.Jo
 // The job runner hook runs inside the finalization's transaction: when it fails,
 // nothing of the finalization remains.
 func TestFinalizeEnqueuer(t *testing.T) {
+	t.Parallel()
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
 		f := newFixture(t, d)
 		token := f.ready()
@@ -300,6 +305,7 @@ func TestFinalizeEnqueuer(t *testing.T) {
 }
 
 func TestMarkCopyReady(t *testing.T) {
+	t.Parallel()
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
 		f := newFixture(t, d)
 		staging := f.newCopy(examcopy.StatusSTAGING, f.teacher)
@@ -336,6 +342,7 @@ func TestMarkCopyReady(t *testing.T) {
 // only because both transactions lock the copy row first: otherwise a renewal
 // that read READY lands its upsert just after the finalization deleted the lease.
 func TestFinalizeRacesLockRenewal(t *testing.T) {
+	t.Parallel()
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
 		f := newFixture(t, d)
 		const rounds, tabs = 20, 6

@@ -19,6 +19,7 @@ import (
 // 50 callers race for a free copy, 100 times: exactly one lease each round, the
 // 49 others LOCKED naming the winner, nothing else.
 func TestAcquireLockRace(t *testing.T) {
+	t.Parallel()
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
 		f := newFixture(t, d)
 		const racers, rounds = 50, 100
@@ -75,6 +76,7 @@ func TestAcquireLockRace(t *testing.T) {
 // A live lease cannot be taken; an expired one can, and its old token is dead
 // for every write, even before anyone takes the copy.
 func TestLockExpiry(t *testing.T) {
+	t.Parallel()
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
 		f := newFixture(t, d)
 		old := f.acquire(f.teacher, f.copy)
@@ -120,6 +122,7 @@ func TestLockExpiry(t *testing.T) {
 
 // Re-acquiring a live lease keeps its token and extends it (a second tab works).
 func TestReacquireAndRenew(t *testing.T) {
+	t.Parallel()
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
 		f := newFixture(t, d)
 		ttl := 60
@@ -172,6 +175,7 @@ func TestReacquireAndRenew(t *testing.T) {
 }
 
 func TestLockTTLBounds(t *testing.T) {
+	t.Parallel()
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
 		f := newFixture(t, d)
 		before := f.rows()
@@ -193,6 +197,7 @@ func TestLockTTLBounds(t *testing.T) {
 }
 
 func TestReleaseAndBreak(t *testing.T) {
+	t.Parallel()
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
 		f := newFixture(t, d)
 		token := f.acquire(f.teacher, f.copy)
@@ -230,6 +235,7 @@ func TestReleaseAndBreak(t *testing.T) {
 }
 
 func TestSweepExpiredLocks(t *testing.T) {
+	t.Parallel()
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
 		f := newFixture(t, d)
 		live := f.newCopy("READY", f.teacher)
@@ -262,6 +268,7 @@ func TestSweepExpiredLocks(t *testing.T) {
 }
 
 func TestRunSweeper(t *testing.T) {
+	t.Parallel()
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
 		f := newFixture(t, d)
 		f.acquire(f.teacher, f.copy)
@@ -285,6 +292,7 @@ func TestRunSweeper(t *testing.T) {
 
 // Events name the holder even when the credential carries no display name.
 func TestLockEventNamesTheOwner(t *testing.T) {
+	t.Parallel()
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
 		f := newFixture(t, d)
 		nameless := viewer.NewContext(context.Background(),
@@ -302,6 +310,7 @@ func TestLockEventNamesTheOwner(t *testing.T) {
 // affects no row when someone else holds a live lease, and rows affected is
 // reliable on both databases.
 func TestUpsertLeaseStatement(t *testing.T) {
+	t.Parallel()
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
 		f := newFixture(t, d)
 		now := storedTime(time.Now())

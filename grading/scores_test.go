@@ -9,6 +9,7 @@ import (
 )
 
 func TestScores(t *testing.T) {
+	t.Parallel()
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
 		f := newFixture(t, d)
 		token := f.acquire(f.teacher, f.copy)
@@ -68,6 +69,7 @@ func TestScores(t *testing.T) {
 }
 
 func TestScoreBounds(t *testing.T) {
+	t.Parallel()
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
 		f := newFixture(t, d)
 		token := f.acquire(f.teacher, f.copy)
