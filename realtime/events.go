@@ -131,7 +131,9 @@ type jobMessage struct {
 // GraphQL enum marshalling (gqlgen binds the SDL enums to these types).
 
 // MarshalGQL writes the enum value.
-func (k CopyLockEventKind) MarshalGQL(w io.Writer) { _, _ = io.WriteString(w, strconv.Quote(string(k))) }
+func (k CopyLockEventKind) MarshalGQL(w io.Writer) {
+	_, _ = io.WriteString(w, strconv.Quote(string(k)))
+}
 
 // UnmarshalGQL reads the enum value.
 func (k *CopyLockEventKind) UnmarshalGQL(v any) error {
@@ -148,7 +150,9 @@ func (k *CopyLockEventKind) UnmarshalGQL(v any) error {
 }
 
 // MarshalGQL writes the enum value.
-func (k CopyStatusEventKind) MarshalGQL(w io.Writer) { _, _ = io.WriteString(w, strconv.Quote(string(k))) }
+func (k CopyStatusEventKind) MarshalGQL(w io.Writer) {
+	_, _ = io.WriteString(w, strconv.Quote(string(k)))
+}
 
 // UnmarshalGQL reads the enum value.
 func (k *CopyStatusEventKind) UnmarshalGQL(v any) error {
