@@ -5,7 +5,7 @@ GO ?= go
 PKGS := ./...
 TEST_FLAGS ?= -race -count=1 -timeout 40m
 
-.PHONY: run build test test-short generate migration check check-generate check-migrations fmt vet bench clean
+.PHONY: run build test generate migration check check-generate check-migrations fmt vet bench bench-all clean
 
 ## run: start the server on the embedded default (SQLite in ./data, in-memory broker)
 run:
@@ -46,8 +46,12 @@ check-generate: generate
 check-migrations:
 	$(GO) run ./tools/migrate -check
 
-## bench: Go benchmarks through the HTTP handler (PostgreSQL when KORRIGO_TEST_POSTGRES_URL is set)
+## bench: grading-desk benchmarks through the HTTP handler vs pgbench on the same SQL (needs PostgreSQL)
 bench:
+	bash tools/bench/run.sh
+
+## bench-all: every Go benchmark of the module
+bench-all:
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 $(PKGS)
 
 clean:

@@ -106,9 +106,20 @@ func TestAcquireCopyLockRace(t *testing.T) {
 
 func mustDecode(t *testing.T, r servertest.Response, out any) {
 	t.Helper()
-	if err := json.Unmarshal(r.Data, out); err != nil {
-		t.Fatalf("decode %s: %v", r.Data, err)
+	if err := jsonDecode(r, out); err != nil {
+		t.Fatal(err)
 	}
+}
+
+// jsonDecode decodes a response without errors.
+func jsonDecode(r servertest.Response, out any) error {
+	if len(r.Errors) > 0 {
+		return fmt.Errorf("GraphQL errors: %+v", r.Errors)
+	}
+	if err := json.Unmarshal(r.Data, out); err != nil {
+		return fmt.Errorf("decode %s: %w", r.Data, err)
+	}
+	return nil
 }
 
 // A live lease cannot be taken; an expired one can, and its old token is dead.

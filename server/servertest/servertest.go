@@ -15,6 +15,7 @@ import (
 
 	"entgo.io/ent/dialect"
 	entsql "entgo.io/ent/dialect/sql"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/korrigo/korrigo/auth/rules"
@@ -62,7 +63,11 @@ func New(t testing.TB, d *db.DB) *Env {
 	if err != nil {
 		t.Fatalf("servertest: %v", err)
 	}
-	app, err := server.NewAppWithDB(cfg, zaptest.NewLogger(t), counted)
+	var opts []zaptest.LoggerOption
+	if _, bench := t.(*testing.B); bench {
+		opts = append(opts, zaptest.Level(zap.WarnLevel)) // one log line per request would dominate
+	}
+	app, err := server.NewAppWithDB(cfg, zaptest.NewLogger(t, opts...), counted)
 	if err != nil {
 		t.Fatalf("servertest: %v", err)
 	}

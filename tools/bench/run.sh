@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# make bench: the grading-desk benchmarks through the HTTP handler on PostgreSQL,
+# and pgbench running the equivalent bare SQL on the same server in the same run,
+# printed as ratios (ours / pgbench). 16 clients each.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+export GOFLAGS=-mod=mod
+PG=${KORRIGO_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}
+export KORRIGO_TEST_POSTGRES_URL=$PG
+SECONDS_PER_RUN=${BENCH_SECONDS:-10}
+CLIENTS=16
+
+db=korrigo_bench_$$
+psql "$PG" -qc "CREATE DATABASE $db" >/dev/null
+trap 'psql "$PG" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null' EXIT
+benchurl=$(python3 -c "import sys,urllib.parse as u;p=u.urlparse(sys.argv[1]);print(p._replace(path='/'+sys.argv[2]).geturl())" "$PG" "$db")
+psql "$benchurl" -q -f tools/bench/setup.sql >/dev/null
+
+pgtps() { # script → transactions per second
+  pgbench -n -c $CLIENTS -j 2 -T "$SECONDS_PER_RUN" -f "$1" "$benchurl" 2>/dev/null |
+    awk '/^tps = / {print $3; exit}'
+}
+lock_tps=$(pgtps tools/bench/lock_cycle.sql)
+save_tps=$(pgtps tools/bench/autosave.sql)
+
+out=$(go test ./graph/ -run '^$' -bench 'BenchmarkLockCycle|BenchmarkAutosave|BenchmarkAnnotationUpdate' \
+  -benchtime="${SECONDS_PER_RUN}s" -count=1 | tee /dev/stderr)
+ops() { echo "$out" | awk -v n="$1" '$1 ~ "^"n"(-[0-9]+)?$" {printf "%.0f", 1e9/$3}'; }
+lock_ops=$(ops BenchmarkLockCycle); save_ops=$(ops BenchmarkAutosave); ann_ops=$(ops BenchmarkAnnotationUpdate)
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+printf '\n%-28s %12s %14s %8s\n' "operation ($CLIENTS clients)" "korrigo op/s" "pgbench tps" "ratio"
+printf '%-28s %12s %14.0f %8s\n' "lock acquire+release" "$lock_ops" "$lock_tps" "$(ratio "$lock_ops" "$lock_tps")"
+printf '%-28s %12s %14.0f %8s\n' "autosave (2 KB)" "$save_ops" "$save_tps" "$(ratio "$save_ops" "$save_tps")"
+printf '%-28s %12s %14s %8s\n' "annotation update" "$ann_ops" "-" "-"
