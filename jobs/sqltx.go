@@ -34,7 +34,7 @@ var errNoSQLTx = errors.New("jobs: no *sql.Tx beneath the ent transaction")
 
 var sqlTxType = reflect.TypeOf((*sql.Tx)(nil))
 
-const maxSQLTxDepth = 10
+const maxSQLTxDepth = 40
 
 func findSQLTx(v reflect.Value, depth int, seen map[uintptr]bool) *sql.Tx {
 	if depth > maxSQLTxDepth || !v.IsValid() {

@@ -1,0 +1,18 @@
+package jobs_test
+
+import (
+	"os"
+	"testing"
+
+	"github.com/korrigo/korrigo/pdf"
+)
+
+// The test binary doubles as the korrigo binary's `pdf` subcommand, so the
+// jobs run their PDF work in a real child process (pdf.Runner's default is
+// os.Executable()).
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == "pdf" {
+		os.Exit(pdf.Main(os.Args[2:]))
+	}
+	os.Exit(m.Run())
+}
