@@ -39,7 +39,7 @@ func (w *finalizeWorker) Work(ctx context.Context, rj *river.Job[finalizeArgs]) 
 			func(ctx context.Context, reason string) error { return s.markFailed(ctx, jobID, reason) })
 	}
 	copyID := *a.job.CopyID
-	err = s.safely(jobID, func() error { return s.finalize(ctx, a, copyID) })
+	err = s.safely(ctx, a, func() error { return s.finalize(ctx, a, copyID) })
 	if err == nil {
 		return nil
 	}

@@ -159,7 +159,7 @@ func (s *Service) runScanJob(ctx context.Context, jobID string, rj *rivertype.Jo
 	if err != nil || !ok {
 		return err
 	}
-	err = s.safely(jobID, func() error {
+	err = s.safely(ctx, a, func() error {
 		if split {
 			return s.split(ctx, a)
 		}

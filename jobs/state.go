@@ -91,9 +91,6 @@ func (s *Service) begin(ctx context.Context, jobID string, rj *rivertype.JobRow)
 		return nil, false, fmt.Errorf("read job %s: %w", jobID, err)
 	}
 	s.publish(ctx, j)
-	if h := s.cfg.Hooks; h != nil && h.BeforeWork != nil {
-		h.BeforeWork(ctx, string(j.Kind), rj.Attempt)
-	}
 	return &attempt{s: s, job: j, rj: rj}, true, nil
 }
 
@@ -183,7 +180,8 @@ func (a *attempt) fail(ctx context.Context, err error, final func(ctx context.Co
 
 // safely runs fn, turning a panic into an error (River would recover it too,
 // but then the job's last attempt could not record a readable failure).
-func (s *Service) safely(jobID string, fn func() error) (err error) {
+func (s *Service) safely(ctx context.Context, a *attempt, fn func() error) (err error) {
+	jobID := a.job.ID
 	defer func() {
 		if p := recover(); p != nil {
 			s.log.Error("job panicked", zap.String("job_id", jobID), zap.Any("panic", p),
@@ -191,6 +189,9 @@ func (s *Service) safely(jobID string, fn func() error) (err error) {
 			err = &internalError{msg: fmt.Sprintf("panic: %v", p)}
 		}
 	}()
+	if h := s.cfg.Hooks; h != nil && h.BeforeWork != nil {
+		h.BeforeWork(ctx, string(a.job.Kind), a.rj.Attempt)
+	}
 	return fn()
 }
 

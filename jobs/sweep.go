@@ -96,12 +96,15 @@ func (s *Service) RecoverStuck(ctx context.Context, o RecoverOptions) (RecoverRe
 	var rep RecoverReport
 	cutoff := now().Add(-o.Grace)
 	stuck, err := s.cfg.DB.Client.Job.Query().
-		Where(job.StateIn(live...), job.UpdatedAtLT(cutoff)).Limit(500).All(ctx)
+		Where(job.StateIn(live...)).Order(ent.Asc(job.FieldUpdatedAt)).Limit(500).All(ctx)
 	if err != nil {
 		return rep, fmt.Errorf("list live jobs: %w", err)
 	}
 	for _, j := range stuck {
 		if j.RiverJobID == nil {
+			if j.UpdatedAt.After(cutoff) {
+				continue // its request may still be committing
+			}
 			if err := s.requeue(ctx, j); err != nil {
 				return rep, err
 			}
