@@ -8,8 +8,8 @@ import (
 	"github.com/korrigo/korrigo/exams"
 	"github.com/korrigo/korrigo/grading"
 	"github.com/korrigo/korrigo/jobs"
-	"github.com/korrigo/korrigo/server/filesign"
 	"github.com/korrigo/korrigo/realtime"
+	"github.com/korrigo/korrigo/server/filesign"
 )
 
 // Services are the domain services the resolvers call.
