@@ -22,7 +22,7 @@ const (
 
 // insertDraft creates the caller's draft unless one exists. DO NOTHING rather
 // than a unique violation: the first saves of two tabs can race, and the loser
-// must get VERSION_CONFLICT from the conditional update, never an error.
+// must get VERSION_CONFLICT, never an error.
 const insertDraft = `INSERT INTO drafts (id, created_at, updated_at, client_id, payload, version, copy_id, owner_id)
 VALUES (?, ?, ?, ?, ?, 1, ?, ?)
 ON CONFLICT (copy_id, owner_id) DO NOTHING`
@@ -50,32 +50,33 @@ func (s *Service) SaveDraft(ctx context.Context, copyID, clientID string, payloa
 			return invalidStatus(c, "a graded copy takes no more drafts")
 		}
 		now := s.clock()
-		res, err := tx.ExecContext(ctx, s.rebind(insertDraft),
-			ids.New(ids.Draft), now, now, clientID, string(payload), c.ID, v.UserID)
-		if err != nil {
-			return fmt.Errorf("insert draft: %w", err)
-		}
-		created, err := res.RowsAffected()
-		if err != nil {
-			return fmt.Errorf("insert draft: %w", err)
-		}
 		mine := []predicate.Draft{draft.CopyID(c.ID), draft.OwnerID(v.UserID)}
-		if created == 0 {
-			writer := draft.ClientID(clientID)
-			if baseVersion != nil {
-				writer = draft.Or(writer, draft.Version(*baseVersion))
-			}
-			n, err := tx.Draft.Update().
-				Where(append(mine, writer)...).
-				SetClientID(clientID).
-				SetPayload(payload).
-				AddVersion(1).
-				SetUpdatedAt(now).
-				Save(system(ctx))
+		writer := draft.ClientID(clientID)
+		if baseVersion != nil {
+			writer = draft.Or(writer, draft.Version(*baseVersion))
+		}
+		// The usual autosave moves the tab's own draft forward: one statement.
+		n, err := tx.Draft.Update().
+			Where(append(mine, writer)...).
+			SetClientID(clientID).
+			SetPayload(payload).
+			AddVersion(1).
+			SetUpdatedAt(now).
+			Save(system(ctx))
+		if err != nil {
+			return fmt.Errorf("update draft: %w", err)
+		}
+		if n == 0 { // no draft yet, or another tab's
+			res, err := tx.ExecContext(ctx, s.rebind(insertDraft),
+				ids.New(ids.Draft), now, now, clientID, string(payload), c.ID, v.UserID)
 			if err != nil {
-				return fmt.Errorf("update draft: %w", err)
+				return fmt.Errorf("insert draft: %w", err)
 			}
-			if n == 0 {
+			created, err := res.RowsAffected()
+			if err != nil {
+				return fmt.Errorf("insert draft: %w", err)
+			}
+			if created == 0 {
 				cur, err := tx.Draft.Query().Where(mine...).Only(system(ctx))
 				if err != nil {
 					return fmt.Errorf("read draft: %w", err)

@@ -25,7 +25,7 @@ import (
 // copy's corrector, another teacher of the exam, a student, and a READY copy of 4
 // pages assigned to the corrector.
 type fixture struct {
-	t       *testing.T
+	t       testing.TB
 	d       *db.DB
 	svc     *Service
 	pub     *recorder
@@ -51,7 +51,7 @@ func testScheme() scheme.Scheme {
 	}
 }
 
-func newFixture(t *testing.T, d *db.DB) *fixture {
+func newFixture(t testing.TB, d *db.DB) *fixture {
 	t.Helper()
 	f := &fixture{t: t, d: d, pub: &recorder{}, sys: rules.System(context.Background())}
 	f.svc = NewService(d, nil, f.pub)

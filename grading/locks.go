@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	stdsql "database/sql"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"time"
 
@@ -98,20 +97,9 @@ func (s *Service) AcquireLock(ctx context.Context, copyID string, ttlSeconds *in
 	return lease.Unwrap(), nil
 }
 
-// upsertLease runs the compare-and-set and returns the caller's lease, or LOCKED.
+// upsertLease runs the compare-and-set and returns the caller's lease, or LOCKED
+// naming the holder.
 func (s *Service) upsertLease(ctx context.Context, tx *ent.Tx, copyID, ownerID, token string, now, expires time.Time) (*ent.CopyLock, error) {
-	// Every lease change but the sweeper's locks the copy row first, and the
-	// sweeper only removes expired leases: under our copy-row lock, a live lease
-	// of someone else seen here stays theirs. Answering LOCKED from this read
-	// spares the losers of a race the upsert and the lease row's lock.
-	holder, expiresAt, err := s.leaseHolder(ctx, tx, copyID)
-	switch {
-	case errors.Is(err, stdsql.ErrNoRows):
-	case err != nil:
-		return nil, err
-	case holder.ID != ownerID && expiresAt.After(now):
-		return nil, apperr.LockedBy(holder, expiresAt)
-	}
 	res, err := tx.ExecContext(ctx, s.rebind(upsertLease), ids.New(ids.CopyLock), copyID, ownerID, token, now, expires)
 	if err != nil {
 		return nil, fmt.Errorf("upsert lease: %w", err)
@@ -120,9 +108,13 @@ func (s *Service) upsertLease(ctx context.Context, tx *ent.Tx, copyID, ownerID, 
 	if err != nil {
 		return nil, fmt.Errorf("upsert lease: %w", err)
 	}
-	if n == 0 { // the guard held where the read above did not: report the holder
-		if holder, expiresAt, err = s.leaseHolder(ctx, tx, copyID); err != nil {
-			return nil, fmt.Errorf("upsert lease refused, then: %w", err)
+	if n == 0 {
+		// Every lease change but the sweeper's locks the copy row first, as we
+		// did, and the sweeper only removes expired leases: the live lease that
+		// refused us is still there, and still its holder's.
+		holder, expiresAt, err := s.leaseHolder(ctx, tx, copyID)
+		if err != nil {
+			return nil, err
 		}
 		return nil, apperr.LockedBy(holder, expiresAt)
 	}
@@ -133,8 +125,7 @@ func (s *Service) upsertLease(ctx context.Context, tx *ent.Tx, copyID, ownerID, 
 	return lease, nil
 }
 
-// leaseHolder reads who holds a copy's lease and until when (sql.ErrNoRows when
-// there is no lease row), in one statement.
+// leaseHolder reads who holds a copy's lease and until when, in one statement.
 func (s *Service) leaseHolder(ctx context.Context, tx *ent.Tx, copyID string) (apperr.LockOwner, time.Time, error) {
 	rows, err := tx.QueryContext(ctx, s.rebind(`SELECT l.owner_id, u.name, l.expires_at
 FROM copy_locks l JOIN users u ON u.id = l.owner_id WHERE l.copy_id = ?`), copyID)
@@ -146,7 +137,7 @@ FROM copy_locks l JOIN users u ON u.id = l.owner_id WHERE l.copy_id = ?`), copyI
 		if err := rows.Err(); err != nil {
 			return apperr.LockOwner{}, time.Time{}, fmt.Errorf("read lease holder: %w", err)
 		}
-		return apperr.LockOwner{}, time.Time{}, stdsql.ErrNoRows
+		return apperr.LockOwner{}, time.Time{}, fmt.Errorf("read lease holder: %w", stdsql.ErrNoRows)
 	}
 	var (
 		owner   apperr.LockOwner
