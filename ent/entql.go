@@ -336,6 +336,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			student.FieldClassName: {Type: field.TypeString, Column: student.FieldClassName},
 			student.FieldGroup:     {Type: field.TypeString, Column: student.FieldGroup},
 			student.FieldUserID:    {Type: field.TypeString, Column: student.FieldUserID},
+			student.FieldSearchKey: {Type: field.TypeString, Column: student.FieldSearchKey},
 		},
 	}
 	graph.Nodes[14] = &sqlgraph.Node{
@@ -2503,6 +2504,11 @@ func (f *StudentFilter) WhereGroup(p entql.StringP) {
 // WhereUserID applies the entql string predicate on the user_id field.
 func (f *StudentFilter) WhereUserID(p entql.StringP) {
 	f.Where(p.Field(student.FieldUserID))
+}
+
+// WhereSearchKey applies the entql string predicate on the search_key field.
+func (f *StudentFilter) WhereSearchKey(p entql.StringP) {
+	f.Where(p.Field(student.FieldSearchKey))
 }
 
 // WhereHasUser applies a predicate to check if query has an edge user.

@@ -13423,6 +13423,7 @@ type StudentMutation struct {
 	email         *string
 	class_name    *string
 	group         *string
+	search_key    *string
 	clearedFields map[string]struct{}
 	user          *string
 	cleareduser   bool
@@ -13901,6 +13902,42 @@ func (m *StudentMutation) ResetUserID() {
 	delete(m.clearedFields, student.FieldUserID)
 }
 
+// SetSearchKey sets the "search_key" field.
+func (m *StudentMutation) SetSearchKey(s string) {
+	m.search_key = &s
+}
+
+// SearchKey returns the value of the "search_key" field in the mutation.
+func (m *StudentMutation) SearchKey() (r string, exists bool) {
+	v := m.search_key
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSearchKey returns the old "search_key" field's value of the Student entity.
+// If the Student object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *StudentMutation) OldSearchKey(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSearchKey is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSearchKey requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSearchKey: %w", err)
+	}
+	return oldValue.SearchKey, nil
+}
+
+// ResetSearchKey resets all changes to the "search_key" field.
+func (m *StudentMutation) ResetSearchKey() {
+	m.search_key = nil
+}
+
 // ClearUser clears the "user" edge to the User entity.
 func (m *StudentMutation) ClearUser() {
 	m.cleareduser = true
@@ -14016,7 +14053,7 @@ func (m *StudentMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *StudentMutation) Fields() []string {
-	fields := make([]string, 0, 9)
+	fields := make([]string, 0, 10)
 	if m.created_at != nil {
 		fields = append(fields, student.FieldCreatedAt)
 	}
@@ -14044,6 +14081,9 @@ func (m *StudentMutation) Fields() []string {
 	if m.user != nil {
 		fields = append(fields, student.FieldUserID)
 	}
+	if m.search_key != nil {
+		fields = append(fields, student.FieldSearchKey)
+	}
 	return fields
 }
 
@@ -14070,6 +14110,8 @@ func (m *StudentMutation) Field(name string) (ent.Value, bool) {
 		return m.Group()
 	case student.FieldUserID:
 		return m.UserID()
+	case student.FieldSearchKey:
+		return m.SearchKey()
 	}
 	return nil, false
 }
@@ -14097,6 +14139,8 @@ func (m *StudentMutation) OldField(ctx context.Context, name string) (ent.Value,
 		return m.OldGroup(ctx)
 	case student.FieldUserID:
 		return m.OldUserID(ctx)
+	case student.FieldSearchKey:
+		return m.OldSearchKey(ctx)
 	}
 	return nil, fmt.Errorf("unknown Student field %s", name)
 }
@@ -14168,6 +14212,13 @@ func (m *StudentMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetUserID(v)
+		return nil
+	case student.FieldSearchKey:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSearchKey(v)
 		return nil
 	}
 	return fmt.Errorf("unknown Student field %s", name)
@@ -14265,6 +14316,9 @@ func (m *StudentMutation) ResetField(name string) error {
 		return nil
 	case student.FieldUserID:
 		m.ResetUserID()
+		return nil
+	case student.FieldSearchKey:
+		m.ResetSearchKey()
 		return nil
 	}
 	return fmt.Errorf("unknown Student field %s", name)

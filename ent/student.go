@@ -36,6 +36,8 @@ type Student struct {
 	Group *string `json:"group,omitempty"`
 	// UserID holds the value of the "user_id" field.
 	UserID *string `json:"user_id,omitempty"`
+	// SearchKey holds the value of the "search_key" field.
+	SearchKey string `json:"search_key,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the StudentQuery when eager-loading is set.
 	Edges        StudentEdges `json:"edges"`
@@ -80,7 +82,7 @@ func (*Student) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
-		case student.FieldID, student.FieldLastName, student.FieldFirstName, student.FieldBirthDate, student.FieldEmail, student.FieldClassName, student.FieldGroup, student.FieldUserID:
+		case student.FieldID, student.FieldLastName, student.FieldFirstName, student.FieldBirthDate, student.FieldEmail, student.FieldClassName, student.FieldGroup, student.FieldUserID, student.FieldSearchKey:
 			values[i] = new(sql.NullString)
 		case student.FieldCreatedAt, student.FieldUpdatedAt:
 			values[i] = new(sql.NullTime)
@@ -162,6 +164,12 @@ func (_m *Student) assignValues(columns []string, values []any) error {
 				_m.UserID = new(string)
 				*_m.UserID = value.String
 			}
+		case student.FieldSearchKey:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field search_key", values[i])
+			} else if value.Valid {
+				_m.SearchKey = value.String
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -240,6 +248,9 @@ func (_m *Student) String() string {
 		builder.WriteString("user_id=")
 		builder.WriteString(*v)
 	}
+	builder.WriteString(", ")
+	builder.WriteString("search_key=")
+	builder.WriteString(_m.SearchKey)
 	builder.WriteByte(')')
 	return builder.String()
 }

@@ -119,6 +119,20 @@ func (_c *StudentCreate) SetNillableUserID(v *string) *StudentCreate {
 	return _c
 }
 
+// SetSearchKey sets the "search_key" field.
+func (_c *StudentCreate) SetSearchKey(v string) *StudentCreate {
+	_c.mutation.SetSearchKey(v)
+	return _c
+}
+
+// SetNillableSearchKey sets the "search_key" field if the given value is not nil.
+func (_c *StudentCreate) SetNillableSearchKey(v *string) *StudentCreate {
+	if v != nil {
+		_c.SetSearchKey(*v)
+	}
+	return _c
+}
+
 // SetID sets the "id" field.
 func (_c *StudentCreate) SetID(v string) *StudentCreate {
 	_c.mutation.SetID(v)
@@ -204,6 +218,10 @@ func (_c *StudentCreate) defaults() error {
 		v := student.DefaultUpdatedAt()
 		_c.mutation.SetUpdatedAt(v)
 	}
+	if _, ok := _c.mutation.SearchKey(); !ok {
+		v := student.DefaultSearchKey
+		_c.mutation.SetSearchKey(v)
+	}
 	if _, ok := _c.mutation.ID(); !ok {
 		if student.DefaultID == nil {
 			return fmt.Errorf("ent: uninitialized student.DefaultID (forgotten import ent/runtime?)")
@@ -267,6 +285,14 @@ func (_c *StudentCreate) check() error {
 	if v, ok := _c.mutation.UserID(); ok {
 		if err := student.UserIDValidator(v); err != nil {
 			return &ValidationError{Name: "user_id", err: fmt.Errorf(`ent: validator failed for field "Student.user_id": %w`, err)}
+		}
+	}
+	if _, ok := _c.mutation.SearchKey(); !ok {
+		return &ValidationError{Name: "search_key", err: errors.New(`ent: missing required field "Student.search_key"`)}
+	}
+	if v, ok := _c.mutation.SearchKey(); ok {
+		if err := student.SearchKeyValidator(v); err != nil {
+			return &ValidationError{Name: "search_key", err: fmt.Errorf(`ent: validator failed for field "Student.search_key": %w`, err)}
 		}
 	}
 	if v, ok := _c.mutation.ID(); ok {
@@ -341,6 +367,10 @@ func (_c *StudentCreate) createSpec() (*Student, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.Group(); ok {
 		_spec.SetField(student.FieldGroup, field.TypeString, value)
 		_node.Group = &value
+	}
+	if value, ok := _c.mutation.SearchKey(); ok {
+		_spec.SetField(student.FieldSearchKey, field.TypeString, value)
+		_node.SearchKey = value
 	}
 	if nodes := _c.mutation.UserIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
@@ -541,6 +571,18 @@ func (u *StudentUpsert) ClearUserID() *StudentUpsert {
 	return u
 }
 
+// SetSearchKey sets the "search_key" field.
+func (u *StudentUpsert) SetSearchKey(v string) *StudentUpsert {
+	u.Set(student.FieldSearchKey, v)
+	return u
+}
+
+// UpdateSearchKey sets the "search_key" field to the value that was provided on create.
+func (u *StudentUpsert) UpdateSearchKey() *StudentUpsert {
+	u.SetExcluded(student.FieldSearchKey)
+	return u
+}
+
 // UpdateNewValues updates the mutable fields using the new values that were set on create except the ID field.
 // Using this option is equivalent to using:
 //
@@ -722,6 +764,20 @@ func (u *StudentUpsertOne) UpdateUserID() *StudentUpsertOne {
 func (u *StudentUpsertOne) ClearUserID() *StudentUpsertOne {
 	return u.Update(func(s *StudentUpsert) {
 		s.ClearUserID()
+	})
+}
+
+// SetSearchKey sets the "search_key" field.
+func (u *StudentUpsertOne) SetSearchKey(v string) *StudentUpsertOne {
+	return u.Update(func(s *StudentUpsert) {
+		s.SetSearchKey(v)
+	})
+}
+
+// UpdateSearchKey sets the "search_key" field to the value that was provided on create.
+func (u *StudentUpsertOne) UpdateSearchKey() *StudentUpsertOne {
+	return u.Update(func(s *StudentUpsert) {
+		s.UpdateSearchKey()
 	})
 }
 
@@ -1073,6 +1129,20 @@ func (u *StudentUpsertBulk) UpdateUserID() *StudentUpsertBulk {
 func (u *StudentUpsertBulk) ClearUserID() *StudentUpsertBulk {
 	return u.Update(func(s *StudentUpsert) {
 		s.ClearUserID()
+	})
+}
+
+// SetSearchKey sets the "search_key" field.
+func (u *StudentUpsertBulk) SetSearchKey(v string) *StudentUpsertBulk {
+	return u.Update(func(s *StudentUpsert) {
+		s.SetSearchKey(v)
+	})
+}
+
+// UpdateSearchKey sets the "search_key" field to the value that was provided on create.
+func (u *StudentUpsertBulk) UpdateSearchKey() *StudentUpsertBulk {
+	return u.Update(func(s *StudentUpsert) {
+		s.UpdateSearchKey()
 	})
 }
 

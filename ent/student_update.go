@@ -153,6 +153,20 @@ func (_u *StudentUpdate) ClearUserID() *StudentUpdate {
 	return _u
 }
 
+// SetSearchKey sets the "search_key" field.
+func (_u *StudentUpdate) SetSearchKey(v string) *StudentUpdate {
+	_u.mutation.SetSearchKey(v)
+	return _u
+}
+
+// SetNillableSearchKey sets the "search_key" field if the given value is not nil.
+func (_u *StudentUpdate) SetNillableSearchKey(v *string) *StudentUpdate {
+	if v != nil {
+		_u.SetSearchKey(*v)
+	}
+	return _u
+}
+
 // SetUser sets the "user" edge to the User entity.
 func (_u *StudentUpdate) SetUser(v *User) *StudentUpdate {
 	return _u.SetUserID(v.ID)
@@ -284,6 +298,11 @@ func (_u *StudentUpdate) check() error {
 			return &ValidationError{Name: "user_id", err: fmt.Errorf(`ent: validator failed for field "Student.user_id": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.SearchKey(); ok {
+		if err := student.SearchKeyValidator(v); err != nil {
+			return &ValidationError{Name: "search_key", err: fmt.Errorf(`ent: validator failed for field "Student.search_key": %w`, err)}
+		}
+	}
 	return nil
 }
 
@@ -331,6 +350,9 @@ func (_u *StudentUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if _u.mutation.GroupCleared() {
 		_spec.ClearField(student.FieldGroup, field.TypeString)
+	}
+	if value, ok := _u.mutation.SearchKey(); ok {
+		_spec.SetField(student.FieldSearchKey, field.TypeString, value)
 	}
 	if _u.mutation.UserCleared() {
 		edge := &sqlgraph.EdgeSpec{
@@ -550,6 +572,20 @@ func (_u *StudentUpdateOne) ClearUserID() *StudentUpdateOne {
 	return _u
 }
 
+// SetSearchKey sets the "search_key" field.
+func (_u *StudentUpdateOne) SetSearchKey(v string) *StudentUpdateOne {
+	_u.mutation.SetSearchKey(v)
+	return _u
+}
+
+// SetNillableSearchKey sets the "search_key" field if the given value is not nil.
+func (_u *StudentUpdateOne) SetNillableSearchKey(v *string) *StudentUpdateOne {
+	if v != nil {
+		_u.SetSearchKey(*v)
+	}
+	return _u
+}
+
 // SetUser sets the "user" edge to the User entity.
 func (_u *StudentUpdateOne) SetUser(v *User) *StudentUpdateOne {
 	return _u.SetUserID(v.ID)
@@ -694,6 +730,11 @@ func (_u *StudentUpdateOne) check() error {
 			return &ValidationError{Name: "user_id", err: fmt.Errorf(`ent: validator failed for field "Student.user_id": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.SearchKey(); ok {
+		if err := student.SearchKeyValidator(v); err != nil {
+			return &ValidationError{Name: "search_key", err: fmt.Errorf(`ent: validator failed for field "Student.search_key": %w`, err)}
+		}
+	}
 	return nil
 }
 
@@ -758,6 +799,9 @@ func (_u *StudentUpdateOne) sqlSave(ctx context.Context) (_node *Student, err er
 	}
 	if _u.mutation.GroupCleared() {
 		_spec.ClearField(student.FieldGroup, field.TypeString)
+	}
+	if value, ok := _u.mutation.SearchKey(); ok {
+		_spec.SetField(student.FieldSearchKey, field.TypeString, value)
 	}
 	if _u.mutation.UserCleared() {
 		edge := &sqlgraph.EdgeSpec{

@@ -552,6 +552,7 @@ var (
 		{Name: "email", Type: field.TypeString, Nullable: true, Size: 254},
 		{Name: "class_name", Type: field.TypeString, Size: 50},
 		{Name: "group", Type: field.TypeString, Nullable: true, Size: 50},
+		{Name: "search_key", Type: field.TypeString, Size: 250, Default: ""},
 		{Name: "user_id", Type: field.TypeString, Unique: true, Nullable: true, Size: 40},
 	}
 	// StudentsTable holds the schema information for the "students" table.
@@ -562,7 +563,7 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "students_users_student",
-				Columns:    []*schema.Column{StudentsColumns[9]},
+				Columns:    []*schema.Column{StudentsColumns[10]},
 				RefColumns: []*schema.Column{UsersColumns[0]},
 				OnDelete:   schema.SetNull,
 			},

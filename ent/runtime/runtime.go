@@ -975,6 +975,9 @@ func init() {
 			return next.Mutate(ctx, m)
 		})
 	}
+	studentHooks := schema.Student{}.Hooks()
+
+	student.Hooks[1] = studentHooks[0]
 	studentMixinFields0 := studentMixin[0].Fields()
 	_ = studentMixinFields0
 	studentMixinFields1 := studentMixin[1].Fields()
@@ -1047,6 +1050,12 @@ func init() {
 	studentDescUserID := studentFields[6].Descriptor()
 	// student.UserIDValidator is a validator for the "user_id" field. It is called by the builders before save.
 	student.UserIDValidator = studentDescUserID.Validators[0].(func(string) error)
+	// studentDescSearchKey is the schema descriptor for search_key field.
+	studentDescSearchKey := studentFields[7].Descriptor()
+	// student.DefaultSearchKey holds the default value on creation for the search_key field.
+	student.DefaultSearchKey = studentDescSearchKey.Default.(string)
+	// student.SearchKeyValidator is a validator for the "search_key" field. It is called by the builders before save.
+	student.SearchKeyValidator = studentDescSearchKey.Validators[0].(func(string) error)
 	// studentDescID is the schema descriptor for id field.
 	studentDescID := studentMixinFields0[0].Descriptor()
 	// student.DefaultID holds the default value on creation for the id field.

@@ -1,7 +1,12 @@
 package schema
 
 import (
+	"context"
+
 	"github.com/korrigo/korrigo/auth/rules"
+	gen "github.com/korrigo/korrigo/ent"
+	"github.com/korrigo/korrigo/ent/hook"
+	"github.com/korrigo/korrigo/office/fold"
 
 	"entgo.io/contrib/entgql"
 	"entgo.io/ent"
@@ -61,7 +66,37 @@ func (Student) Fields() []ent.Field {
 		field.String("class_name").MaxLen(50).Annotations(entgql.OrderField("CLASS_NAME")),
 		field.String("group").MaxLen(50).Optional().Nillable(),
 		optionalRef("user_id"),
+		// Folded "last first" (lower case, no accents) for suggestStudents; kept in
+		// step with the names by the hook below.
+		field.String("search_key").MaxLen(250).Default("").Annotations(entgql.Skip()),
 	}
+}
+
+// Hooks keep search_key in step with the names, whoever writes them.
+func (Student) Hooks() []ent.Hook {
+	return []ent.Hook{func(next ent.Mutator) ent.Mutator {
+		return hook.StudentFunc(func(ctx context.Context, m *gen.StudentMutation) (ent.Value, error) {
+			last, lok := m.LastName()
+			first, fok := m.FirstName()
+			if lok || fok {
+				if !lok || !fok {
+					if !m.Op().Is(ent.OpUpdateOne) {
+						return next.Mutate(ctx, m) // a bulk rename of one part: not used
+					}
+					if !lok {
+						last, _ = m.OldLastName(ctx)
+					}
+					if !fok {
+						first, _ = m.OldFirstName(ctx)
+					}
+				}
+				if err := m.SetField("search_key", fold.Key(last, first)); err != nil {
+					return nil, err
+				}
+			}
+			return next.Mutate(ctx, m)
+		})
+	}}
 }
 
 func (Student) Edges() []ent.Edge {

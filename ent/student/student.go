@@ -33,6 +33,8 @@ const (
 	FieldGroup = "group"
 	// FieldUserID holds the string denoting the user_id field in the database.
 	FieldUserID = "user_id"
+	// FieldSearchKey holds the string denoting the search_key field in the database.
+	FieldSearchKey = "search_key"
 	// EdgeUser holds the string denoting the user edge name in mutations.
 	EdgeUser = "user"
 	// EdgeCopies holds the string denoting the copies edge name in mutations.
@@ -67,6 +69,7 @@ var Columns = []string{
 	FieldClassName,
 	FieldGroup,
 	FieldUserID,
+	FieldSearchKey,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -85,7 +88,7 @@ func ValidColumn(column string) bool {
 //
 //	import _ "github.com/korrigo/korrigo/ent/runtime"
 var (
-	Hooks  [1]ent.Hook
+	Hooks  [2]ent.Hook
 	Policy ent.Policy
 	// DefaultCreatedAt holds the default value on creation for the "created_at" field.
 	DefaultCreatedAt func() time.Time
@@ -107,6 +110,10 @@ var (
 	GroupValidator func(string) error
 	// UserIDValidator is a validator for the "user_id" field. It is called by the builders before save.
 	UserIDValidator func(string) error
+	// DefaultSearchKey holds the default value on creation for the "search_key" field.
+	DefaultSearchKey string
+	// SearchKeyValidator is a validator for the "search_key" field. It is called by the builders before save.
+	SearchKeyValidator func(string) error
 	// DefaultID holds the default value on creation for the "id" field.
 	DefaultID func() string
 	// IDValidator is a validator for the "id" field. It is called by the builders before save.
@@ -164,6 +171,11 @@ func ByGroup(opts ...sql.OrderTermOption) OrderOption {
 // ByUserID orders the results by the user_id field.
 func ByUserID(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldUserID, opts...).ToFunc()
+}
+
+// BySearchKey orders the results by the search_key field.
+func BySearchKey(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldSearchKey, opts...).ToFunc()
 }
 
 // ByUserField orders the results by user field.
