@@ -185,9 +185,12 @@ func (s *Service) DeleteAnnotation(ctx context.Context, id, lockToken string, ve
 	return id, nil
 }
 
-// annotationForChange loads an annotation for a change by v at version: its copy
-// locked and writable under v's lease, v its author or an admin, the annotation
-// not deleted. The version itself is decided by the compare-and-set that follows.
+// annotationForChange loads an annotation for a change by v from version: its
+// copy locked and writable under v's lease, v its author or an admin, the
+// annotation still at version and not deleted. The annotation is read before the
+// copy is locked, which is enough: versions only grow, so this read is at least
+// as recent as what the client saw, and a change made since is caught by the
+// compare-and-set that follows.
 func (s *Service) annotationForChange(ctx context.Context, tx *ent.Tx, v *viewer.Viewer, id, lockToken string, version int) (*ent.Annotation, *ent.ExamCopy, error) {
 	a, err := tx.Annotation.Get(system(ctx), id)
 	switch {
@@ -200,15 +203,12 @@ func (s *Service) annotationForChange(ctx context.Context, tx *ent.Tx, v *viewer
 	if err != nil {
 		return nil, nil, err
 	}
-	if a.AuthorID != v.UserID && !v.IsAdmin() {
+	switch {
+	case a.AuthorID != v.UserID && !v.IsAdmin():
 		return nil, nil, apperr.Forbiddenf("only its author or an admin may change annotation %s", id)
-	}
-	// Read again now that the copy is locked: every writer of this annotation
-	// locks the copy first, so this is its current state.
-	if a, err = tx.Annotation.Get(system(ctx), id); err != nil {
-		return nil, nil, fmt.Errorf("read annotation: %w", err)
-	}
-	if a.DeletedAt != nil && a.Version == version {
+	case a.Version != version:
+		return nil, nil, apperr.Conflict(a.Version, "annotation %s is at version %d, not %d: reload it", id, a.Version, version)
+	case a.DeletedAt != nil:
 		return nil, nil, apperr.NotFoundf("annotation %s was deleted", id)
 	}
 	return a, c, nil
