@@ -11,13 +11,18 @@
 //     PostgreSQL; on SQLite, BEGIN IMMEDIATE already serializes writers), so the
 //     status and assignee checked next cannot change before commit. Every
 //     transaction locks the copy before the rows that hang off it (lease, drafts,
-//     annotations, scores, jobs), so they cannot deadlock each other.
+//     annotations, scores, jobs), so they cannot deadlock each other. The lease
+//     sweeper is the one exception: it only deletes leases that have expired,
+//     which no one else may still use.
 //   - Leases, drafts, annotation versions and status transitions are
 //     compare-and-set statements; rows affected decide who won.
 //   - Realtime events are published only after commit.
 //
 // Reads for the API go through the ent privacy rules with the caller's context;
 // the service reads with rules.System only after it made its own decision.
+//
+// The service opens its own transactions: do not call it inside another
+// transaction (on SQLite that one would hold the write lock it waits for).
 package grading
 
 import (

@@ -8,6 +8,7 @@ import (
 	"github.com/korrigo/korrigo/exams"
 	"github.com/korrigo/korrigo/grading"
 	"github.com/korrigo/korrigo/jobs"
+	"github.com/korrigo/korrigo/office"
 	"github.com/korrigo/korrigo/realtime"
 	"github.com/korrigo/korrigo/server/filesign"
 )
@@ -18,6 +19,7 @@ type Services struct {
 	Auth    *auth.Service
 	Exams   *exams.Service
 	Grading *grading.Service
+	Office  *office.Service  // students, identification, dispatch, results (issue 6)
 	Jobs    *jobs.Service    // scans, imports, finalization (DESIGN.md §8–9)
 	Files   *filesign.Signer // signed file URLs
 	// Realtime serves the subscriptions (DESIGN.md §10).

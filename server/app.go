@@ -17,6 +17,7 @@ import (
 	"github.com/korrigo/korrigo/exams"
 	"github.com/korrigo/korrigo/grading"
 	"github.com/korrigo/korrigo/graph"
+	"github.com/korrigo/korrigo/office"
 	"github.com/korrigo/korrigo/pubsub"
 	"github.com/korrigo/korrigo/realtime"
 	"github.com/korrigo/korrigo/server/filesign"
@@ -80,6 +81,7 @@ func NewAppWithDB(cfg Config, log *zap.Logger, d *db.DB) (*App, error) {
 		Logger:   log,
 	}
 	js.SetGrading(services.Grading)
+	services.Office = office.NewService(d, log.Named("office"), realtime.NewPublisher(broker, log.Named("realtime")), services.Auth)
 	a := &App{Config: cfg, Log: log, DB: d, Services: services, Broker: broker}
 	a.Handler = a.routes()
 	return a, nil

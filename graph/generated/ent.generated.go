@@ -23,6 +23,7 @@ import (
 	"github.com/korrigo/korrigo/ent/user"
 	"github.com/korrigo/korrigo/grading/scheme"
 	"github.com/korrigo/korrigo/graph/model"
+	"github.com/korrigo/korrigo/office"
 	"github.com/vektah/gqlparser/v2/ast"
 )
 
@@ -44,6 +45,8 @@ type CopyLockResolver interface {
 type ExamResolver interface {
 	Scheme(ctx context.Context, obj *ent.Exam) ([]*scheme.Node, error)
 	MaxPoints(ctx context.Context, obj *ent.Exam) (float64, error)
+	Progress(ctx context.Context, obj *ent.Exam) (*office.ExamProgress, error)
+	Statistics(ctx context.Context, obj *ent.Exam, onlyMine *bool) (*office.ExamStatistics, error)
 	Jobs(ctx context.Context, obj *ent.Exam, first *int) ([]*ent.Job, error)
 }
 type JobResolver interface {
@@ -62,6 +65,9 @@ type QueryResolver interface {
 	APITokens(ctx context.Context) ([]*ent.ApiToken, error)
 	MyCopies(ctx context.Context, examID *string, status *examcopy.Status, first *int, after *entgql.Cursor[string]) (*ent.CopyConnection, error)
 	Job(ctx context.Context, id string) (*ent.Job, error)
+	UnidentifiedCopies(ctx context.Context, examID string, first *int, after *entgql.Cursor[string]) (*ent.CopyConnection, error)
+	SuggestStudents(ctx context.Context, copyID string, query string) ([]*ent.Student, error)
+	MyResults(ctx context.Context) ([]*office.StudentResult, error)
 	Me(ctx context.Context) (*ent.User, error)
 }
 
@@ -240,6 +246,20 @@ func (ec *executionContext) field_Exam_jobs_args(ctx context.Context, rawArgs ma
 		return nil, err
 	}
 	args["first"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Exam_statistics_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "onlyMine",
+		func(ctx context.Context, v any) (*bool, error) {
+			return ec.unmarshalOBoolean2ᚖbool(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["onlyMine"] = arg0
 	return args, nil
 }
 
@@ -604,6 +624,58 @@ func (ec *executionContext) field_Query_students_args(ctx context.Context, rawAr
 		return nil, err
 	}
 	args["where"] = arg5
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_suggestStudents_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "copyId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["copyId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "query",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["query"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_unidentifiedCopies_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "examId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["examId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*entgql.Cursor[string], error) {
+			return ec.unmarshalOCursor2ᚖentgoᚗioᚋcontribᚋentgqlᚐCursor(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg2
 	return args, nil
 }
 
@@ -3183,6 +3255,82 @@ func (ec *executionContext) fieldContext_Exam_maxPoints(_ context.Context, field
 	return graphql.NewScalarFieldContext("Exam", field, true, true, "Float")
 }
 
+func (ec *executionContext) _Exam_progress(ctx context.Context, field graphql.CollectedField, obj *ent.Exam) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Exam_progress(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Exam().Progress(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *office.ExamProgress) graphql.Marshaler {
+			return ec.marshalNExamProgress2ᚖgithubᚗcomᚋkorrigoᚋkorrigoᚋofficeᚐExamProgress(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Exam_progress(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Exam",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ExamProgress(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Exam_statistics(ctx context.Context, field graphql.CollectedField, obj *ent.Exam) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Exam_statistics(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Exam().Statistics(ctx, obj, fc.Args["onlyMine"].(*bool))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *office.ExamStatistics) graphql.Marshaler {
+			return ec.marshalNExamStatistics2ᚖgithubᚗcomᚋkorrigoᚋkorrigoᚋofficeᚐExamStatistics(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Exam_statistics(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Exam",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ExamStatistics(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Exam_statistics_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Exam_jobs(ctx context.Context, field graphql.CollectedField, obj *ent.Exam) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -4553,6 +4701,126 @@ func (ec *executionContext) fieldContext_Query_job(ctx context.Context, field gr
 	if fc.Args, err = ec.field_Query_job_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_unidentifiedCopies(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_unidentifiedCopies(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().UnidentifiedCopies(ctx, fc.Args["examId"].(string), fc.Args["first"].(*int), fc.Args["after"].(*entgql.Cursor[string]))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.CopyConnection) graphql.Marshaler {
+			return ec.marshalNCopyConnection2ᚖgithubᚗcomᚋkorrigoᚋkorrigoᚋentᚐCopyConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_unidentifiedCopies(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CopyConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_unidentifiedCopies_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_suggestStudents(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_suggestStudents(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().SuggestStudents(ctx, fc.Args["copyId"].(string), fc.Args["query"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*ent.Student) graphql.Marshaler {
+			return ec.marshalNStudent2ᚕᚖgithubᚗcomᚋkorrigoᚋkorrigoᚋentᚐStudentᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_suggestStudents(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Student(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_suggestStudents_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_myResults(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_myResults(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().MyResults(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*office.StudentResult) graphql.Marshaler {
+			return ec.marshalNStudentResult2ᚕᚖgithubᚗcomᚋkorrigoᚋkorrigoᚋofficeᚐStudentResultᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_myResults(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_StudentResult(ctx, field)
+		},
 	}
 	return fc, nil
 }
@@ -10502,6 +10770,18 @@ func (ec *executionContext) _Exam(ctx context.Context, sel ast.SelectionSet, obj
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Exam_maxPoints(ctx, field, obj)
 				})
+		case "progress":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Exam_progress(ctx, field, obj)
+				})
+		case "statistics":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Exam_statistics(ctx, field, obj)
+				})
 		case "jobs":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, true,
@@ -10975,6 +11255,24 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_job(ctx, field)
+				})
+		case "unidentifiedCopies":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_unidentifiedCopies(ctx, field)
+				})
+		case "suggestStudents":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_suggestStudents(ctx, field)
+				})
+		case "myResults":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_myResults(ctx, field)
 				})
 		case "me":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
@@ -11772,6 +12070,30 @@ func (ec *executionContext) marshalNQuestionScoreOrderField2ᚖgithubᚗcomᚋko
 		return graphql.Null
 	}
 	return v
+}
+
+func (ec *executionContext) marshalNStudent2ᚕᚖgithubᚗcomᚋkorrigoᚋkorrigoᚋentᚐStudentᚄ(ctx context.Context, sel ast.SelectionSet, v []*ent.Student) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNStudent2ᚖgithubᚗcomᚋkorrigoᚋkorrigoᚋentᚐStudent(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNStudent2ᚖgithubᚗcomᚋkorrigoᚋkorrigoᚋentᚐStudent(ctx context.Context, sel ast.SelectionSet, v *ent.Student) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "Student!")
+		return graphql.Null
+	}
+	return ec._Student(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNStudentConnection2ᚖgithubᚗcomᚋkorrigoᚋkorrigoᚋentᚐStudentConnection(ctx context.Context, sel ast.SelectionSet, v *ent.StudentConnection) graphql.Marshaler {

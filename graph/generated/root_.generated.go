@@ -33,6 +33,7 @@ type ResolverRoot interface {
 	Job() JobResolver
 	Mutation() MutationResolver
 	Query() QueryResolver
+	StudentResult() StudentResultResolver
 	Subscription() SubscriptionResolver
 }
 
@@ -187,6 +188,18 @@ type ComplexityRoot struct {
 		Version func(childComplexity int) int
 	}
 
+	DispatchReport struct {
+		Assigned     func(childComplexity int) int
+		Distribution func(childComplexity int) int
+		Exam         func(childComplexity int) int
+	}
+
+	DispatchShare struct {
+		Assigned  func(childComplexity int) int
+		Corrector func(childComplexity int) int
+		Total     func(childComplexity int) int
+	}
+
 	Draft struct {
 		ClientID  func(childComplexity int) int
 		CreatedAt func(childComplexity int) int
@@ -207,10 +220,12 @@ type ComplexityRoot struct {
 		MaxPoints           func(childComplexity int) int
 		Name                func(childComplexity int) int
 		PagesPerBooklet     func(childComplexity int) int
+		Progress            func(childComplexity int) int
 		RequireAppreciation func(childComplexity int) int
 		ResultsReleasedAt   func(childComplexity int) int
 		Scheme              func(childComplexity int) int
 		SchemeFrozenAt      func(childComplexity int) int
+		Statistics          func(childComplexity int, onlyMine *bool) int
 		UpdatedAt           func(childComplexity int) int
 	}
 
@@ -223,6 +238,29 @@ type ComplexityRoot struct {
 	ExamEdge struct {
 		Cursor func(childComplexity int) int
 		Node   func(childComplexity int) int
+	}
+
+	ExamProgress struct {
+		Graded            func(childComplexity int) int
+		GradingFailed     func(childComplexity int) int
+		GradingInProgress func(childComplexity int) int
+		NotGraded         func(childComplexity int) int
+		Ready             func(childComplexity int) int
+		Staging           func(childComplexity int) int
+		Total             func(childComplexity int) int
+		Unassigned        func(childComplexity int) int
+		Unidentified      func(childComplexity int) int
+	}
+
+	ExamStatistics struct {
+		Count     func(childComplexity int) int
+		Histogram func(childComplexity int) int
+		Max       func(childComplexity int) int
+		Mean      func(childComplexity int) int
+		Median    func(childComplexity int) int
+		Min       func(childComplexity int) int
+		Questions func(childComplexity int) int
+		StdDev    func(childComplexity int) int
 	}
 
 	GradingEvent struct {
@@ -243,6 +281,12 @@ type ComplexityRoot struct {
 	GradingEventEdge struct {
 		Cursor func(childComplexity int) int
 		Node   func(childComplexity int) int
+	}
+
+	HistogramBin struct {
+		Count func(childComplexity int) int
+		From  func(childComplexity int) int
+		To    func(childComplexity int) int
 	}
 
 	Job struct {
@@ -282,12 +326,18 @@ type ComplexityRoot struct {
 		DeleteAnnotation  func(childComplexity int, id string, lockToken string, version int) int
 		DeleteExam        func(childComplexity int, id string) int
 		DiscardDraft      func(childComplexity int, copyID string) int
+		DispatchCopies    func(childComplexity int, examID string) int
+		ExportGrades      func(childComplexity int, examID string, format model.GradeExportFormat, coefficient *float64) int
 		FinalizeCopy      func(childComplexity int, copyID string, lockToken string) int
+		IdentifyCopy      func(childComplexity int, copyID string, studentID string) int
 		ImportCopy        func(childComplexity int, examID string, file graphql.Upload, studentID *string) int
+		ImportStudents    func(childComplexity int, file graphql.Upload) int
 		Login             func(childComplexity int, email string, password string) int
 		Logout            func(childComplexity int) int
 		MarkCopyReady     func(childComplexity int, copyID string) int
+		ReassignCopy      func(childComplexity int, copyID string, correctorID string) int
 		ReleaseCopyLock   func(childComplexity int, copyID string, token string) int
+		ReleaseResults    func(childComplexity int, examID string) int
 		RenewCopyLock     func(childComplexity int, copyID string, token string) int
 		ResetUserPassword func(childComplexity int, userID string) int
 		RestoreExam       func(childComplexity int, id string) int
@@ -297,9 +347,11 @@ type ComplexityRoot struct {
 		SetExamCorrectors func(childComplexity int, examID string, userIds []string) int
 		SetGradingScheme  func(childComplexity int, examID string, scheme []*scheme.Node) int
 		SetQuestionScore  func(childComplexity int, copyID string, lockToken string, questionID string, points *float64, remark *string) int
+		UnidentifyCopy    func(childComplexity int, copyID string) int
 		UpdateAnnotation  func(childComplexity int, id string, lockToken string, version int, input model.AnnotationPatch) int
 		UpdateExam        func(childComplexity int, id string, input model.UpdateExamInput) int
 		UploadScan        func(childComplexity int, examID string, file graphql.Upload) int
+		WithdrawResults   func(childComplexity int, examID string) int
 	}
 
 	PageInfo struct {
@@ -310,18 +362,21 @@ type ComplexityRoot struct {
 	}
 
 	Query struct {
-		APITokens     func(childComplexity int) int
-		AuditLogs     func(childComplexity int, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.AuditLogOrder, where *ent.AuditLogWhereInput) int
-		Copies        func(childComplexity int, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.CopyOrder, where *ent.CopyWhereInput) int
-		Exams         func(childComplexity int, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.ExamOrder, where *ent.ExamWhereInput) int
-		GradingEvents func(childComplexity int, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.GradingEventOrder, where *ent.GradingEventWhereInput) int
-		Job           func(childComplexity int, id string) int
-		Me            func(childComplexity int) int
-		MyCopies      func(childComplexity int, examID *string, status *examcopy.Status, first *int, after *entgql.Cursor[string]) int
-		Node          func(childComplexity int, id string) int
-		Nodes         func(childComplexity int, ids []string) int
-		Students      func(childComplexity int, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.StudentOrder, where *ent.StudentWhereInput) int
-		Users         func(childComplexity int, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.UserOrder, where *ent.UserWhereInput) int
+		APITokens          func(childComplexity int) int
+		AuditLogs          func(childComplexity int, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.AuditLogOrder, where *ent.AuditLogWhereInput) int
+		Copies             func(childComplexity int, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.CopyOrder, where *ent.CopyWhereInput) int
+		Exams              func(childComplexity int, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.ExamOrder, where *ent.ExamWhereInput) int
+		GradingEvents      func(childComplexity int, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.GradingEventOrder, where *ent.GradingEventWhereInput) int
+		Job                func(childComplexity int, id string) int
+		Me                 func(childComplexity int) int
+		MyCopies           func(childComplexity int, examID *string, status *examcopy.Status, first *int, after *entgql.Cursor[string]) int
+		MyResults          func(childComplexity int) int
+		Node               func(childComplexity int, id string) int
+		Nodes              func(childComplexity int, ids []string) int
+		Students           func(childComplexity int, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.StudentOrder, where *ent.StudentWhereInput) int
+		SuggestStudents    func(childComplexity int, copyID string, query string) int
+		UnidentifiedCopies func(childComplexity int, examID string, first *int, after *entgql.Cursor[string]) int
+		Users              func(childComplexity int, after *entgql.Cursor[string], first *int, before *entgql.Cursor[string], last *int, orderBy *ent.UserOrder, where *ent.UserWhereInput) int
 	}
 
 	QuestionScore struct {
@@ -332,6 +387,15 @@ type ComplexityRoot struct {
 		Remark     func(childComplexity int) int
 		ScoredBy   func(childComplexity int) int
 		UpdatedAt  func(childComplexity int) int
+	}
+
+	QuestionStatistics struct {
+		Label       func(childComplexity int) int
+		MaxPoints   func(childComplexity int) int
+		Mean        func(childComplexity int) int
+		QuestionID  func(childComplexity int) int
+		Scored      func(childComplexity int) int
+		SuccessRate func(childComplexity int) int
 	}
 
 	SchemeNode struct {
@@ -368,6 +432,40 @@ type ComplexityRoot struct {
 	StudentEdge struct {
 		Cursor func(childComplexity int) int
 		Node   func(childComplexity int) int
+	}
+
+	StudentImportError struct {
+		Field   func(childComplexity int) int
+		Line    func(childComplexity int) int
+		Message func(childComplexity int) int
+	}
+
+	StudentImportReport struct {
+		Created   func(childComplexity int) int
+		Errors    func(childComplexity int) int
+		Unchanged func(childComplexity int) int
+		Updated   func(childComplexity int) int
+	}
+
+	StudentResult struct {
+		Appreciation func(childComplexity int) int
+		ExamDate     func(childComplexity int) int
+		ExamID       func(childComplexity int) int
+		ExamName     func(childComplexity int) int
+		FinalPDFURL  func(childComplexity int) int
+		Grade20      func(childComplexity int) int
+		MaxPoints    func(childComplexity int) int
+		ReleasedAt   func(childComplexity int) int
+		Scores       func(childComplexity int) int
+		Total        func(childComplexity int) int
+	}
+
+	StudentResultScore struct {
+		Label      func(childComplexity int) int
+		MaxPoints  func(childComplexity int) int
+		Points     func(childComplexity int) int
+		QuestionID func(childComplexity int) int
+		Remark     func(childComplexity int) int
 	}
 
 	Subscription struct {
@@ -1056,6 +1154,44 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.CopyStatusState.Version(childComplexity), true
 
+	case "DispatchReport.assigned":
+		if e.ComplexityRoot.DispatchReport.Assigned == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DispatchReport.Assigned(childComplexity), true
+	case "DispatchReport.distribution":
+		if e.ComplexityRoot.DispatchReport.Distribution == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DispatchReport.Distribution(childComplexity), true
+	case "DispatchReport.exam":
+		if e.ComplexityRoot.DispatchReport.Exam == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DispatchReport.Exam(childComplexity), true
+
+	case "DispatchShare.assigned":
+		if e.ComplexityRoot.DispatchShare.Assigned == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DispatchShare.Assigned(childComplexity), true
+	case "DispatchShare.corrector":
+		if e.ComplexityRoot.DispatchShare.Corrector == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DispatchShare.Corrector(childComplexity), true
+	case "DispatchShare.total":
+		if e.ComplexityRoot.DispatchShare.Total == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DispatchShare.Total(childComplexity), true
+
 	case "Draft.clientId":
 		if e.ComplexityRoot.Draft.ClientID == nil {
 			break
@@ -1168,6 +1304,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Exam.PagesPerBooklet(childComplexity), true
+	case "Exam.progress":
+		if e.ComplexityRoot.Exam.Progress == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Exam.Progress(childComplexity), true
 	case "Exam.requireAppreciation":
 		if e.ComplexityRoot.Exam.RequireAppreciation == nil {
 			break
@@ -1192,6 +1334,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Exam.SchemeFrozenAt(childComplexity), true
+	case "Exam.statistics":
+		if e.ComplexityRoot.Exam.Statistics == nil {
+			break
+		}
+
+		args, err := ec.field_Exam_statistics_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Exam.Statistics(childComplexity, args["onlyMine"].(*bool)), true
 	case "Exam.updatedAt":
 		if e.ComplexityRoot.Exam.UpdatedAt == nil {
 			break
@@ -1230,6 +1383,110 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ExamEdge.Node(childComplexity), true
+
+	case "ExamProgress.graded":
+		if e.ComplexityRoot.ExamProgress.Graded == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExamProgress.Graded(childComplexity), true
+	case "ExamProgress.gradingFailed":
+		if e.ComplexityRoot.ExamProgress.GradingFailed == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExamProgress.GradingFailed(childComplexity), true
+	case "ExamProgress.gradingInProgress":
+		if e.ComplexityRoot.ExamProgress.GradingInProgress == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExamProgress.GradingInProgress(childComplexity), true
+	case "ExamProgress.notGraded":
+		if e.ComplexityRoot.ExamProgress.NotGraded == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExamProgress.NotGraded(childComplexity), true
+	case "ExamProgress.ready":
+		if e.ComplexityRoot.ExamProgress.Ready == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExamProgress.Ready(childComplexity), true
+	case "ExamProgress.staging":
+		if e.ComplexityRoot.ExamProgress.Staging == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExamProgress.Staging(childComplexity), true
+	case "ExamProgress.total":
+		if e.ComplexityRoot.ExamProgress.Total == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExamProgress.Total(childComplexity), true
+	case "ExamProgress.unassigned":
+		if e.ComplexityRoot.ExamProgress.Unassigned == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExamProgress.Unassigned(childComplexity), true
+	case "ExamProgress.unidentified":
+		if e.ComplexityRoot.ExamProgress.Unidentified == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExamProgress.Unidentified(childComplexity), true
+
+	case "ExamStatistics.count":
+		if e.ComplexityRoot.ExamStatistics.Count == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExamStatistics.Count(childComplexity), true
+	case "ExamStatistics.histogram":
+		if e.ComplexityRoot.ExamStatistics.Histogram == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExamStatistics.Histogram(childComplexity), true
+	case "ExamStatistics.max":
+		if e.ComplexityRoot.ExamStatistics.Max == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExamStatistics.Max(childComplexity), true
+	case "ExamStatistics.mean":
+		if e.ComplexityRoot.ExamStatistics.Mean == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExamStatistics.Mean(childComplexity), true
+	case "ExamStatistics.median":
+		if e.ComplexityRoot.ExamStatistics.Median == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExamStatistics.Median(childComplexity), true
+	case "ExamStatistics.min":
+		if e.ComplexityRoot.ExamStatistics.Min == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExamStatistics.Min(childComplexity), true
+	case "ExamStatistics.questions":
+		if e.ComplexityRoot.ExamStatistics.Questions == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExamStatistics.Questions(childComplexity), true
+	case "ExamStatistics.stdDev":
+		if e.ComplexityRoot.ExamStatistics.StdDev == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExamStatistics.StdDev(childComplexity), true
 
 	case "GradingEvent.action":
 		if e.ComplexityRoot.GradingEvent.Action == nil {
@@ -1299,6 +1556,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.GradingEventEdge.Node(childComplexity), true
+
+	case "HistogramBin.count":
+		if e.ComplexityRoot.HistogramBin.Count == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HistogramBin.Count(childComplexity), true
+	case "HistogramBin.from":
+		if e.ComplexityRoot.HistogramBin.From == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HistogramBin.From(childComplexity), true
+	case "HistogramBin.to":
+		if e.ComplexityRoot.HistogramBin.To == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HistogramBin.To(childComplexity), true
 
 	case "Job.attempts":
 		if e.ComplexityRoot.Job.Attempts == nil {
@@ -1515,6 +1791,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.DiscardDraft(childComplexity, args["copyId"].(string)), true
+	case "Mutation.dispatchCopies":
+		if e.ComplexityRoot.Mutation.DispatchCopies == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_dispatchCopies_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.DispatchCopies(childComplexity, args["examId"].(string)), true
+	case "Mutation.exportGrades":
+		if e.ComplexityRoot.Mutation.ExportGrades == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_exportGrades_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ExportGrades(childComplexity, args["examId"].(string), args["format"].(model.GradeExportFormat), args["coefficient"].(*float64)), true
 	case "Mutation.finalizeCopy":
 		if e.ComplexityRoot.Mutation.FinalizeCopy == nil {
 			break
@@ -1526,6 +1824,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.FinalizeCopy(childComplexity, args["copyId"].(string), args["lockToken"].(string)), true
+	case "Mutation.identifyCopy":
+		if e.ComplexityRoot.Mutation.IdentifyCopy == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_identifyCopy_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.IdentifyCopy(childComplexity, args["copyId"].(string), args["studentId"].(string)), true
 	case "Mutation.importCopy":
 		if e.ComplexityRoot.Mutation.ImportCopy == nil {
 			break
@@ -1537,6 +1846,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.ImportCopy(childComplexity, args["examId"].(string), args["file"].(graphql.Upload), args["studentId"].(*string)), true
+	case "Mutation.importStudents":
+		if e.ComplexityRoot.Mutation.ImportStudents == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_importStudents_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ImportStudents(childComplexity, args["file"].(graphql.Upload)), true
 	case "Mutation.login":
 		if e.ComplexityRoot.Mutation.Login == nil {
 			break
@@ -1565,6 +1885,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.MarkCopyReady(childComplexity, args["copyId"].(string)), true
+	case "Mutation.reassignCopy":
+		if e.ComplexityRoot.Mutation.ReassignCopy == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_reassignCopy_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ReassignCopy(childComplexity, args["copyId"].(string), args["correctorId"].(string)), true
 	case "Mutation.releaseCopyLock":
 		if e.ComplexityRoot.Mutation.ReleaseCopyLock == nil {
 			break
@@ -1576,6 +1907,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.ReleaseCopyLock(childComplexity, args["copyId"].(string), args["token"].(string)), true
+	case "Mutation.releaseResults":
+		if e.ComplexityRoot.Mutation.ReleaseResults == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_releaseResults_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ReleaseResults(childComplexity, args["examId"].(string)), true
 	case "Mutation.renewCopyLock":
 		if e.ComplexityRoot.Mutation.RenewCopyLock == nil {
 			break
@@ -1675,6 +2017,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.SetQuestionScore(childComplexity, args["copyId"].(string), args["lockToken"].(string), args["questionId"].(string), args["points"].(*float64), args["remark"].(*string)), true
+	case "Mutation.unidentifyCopy":
+		if e.ComplexityRoot.Mutation.UnidentifyCopy == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_unidentifyCopy_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UnidentifyCopy(childComplexity, args["copyId"].(string)), true
 	case "Mutation.updateAnnotation":
 		if e.ComplexityRoot.Mutation.UpdateAnnotation == nil {
 			break
@@ -1708,6 +2061,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.UploadScan(childComplexity, args["examId"].(string), args["file"].(graphql.Upload)), true
+	case "Mutation.withdrawResults":
+		if e.ComplexityRoot.Mutation.WithdrawResults == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_withdrawResults_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.WithdrawResults(childComplexity, args["examId"].(string)), true
 
 	case "PageInfo.endCursor":
 		if e.ComplexityRoot.PageInfo.EndCursor == nil {
@@ -1813,6 +2177,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.MyCopies(childComplexity, args["examId"].(*string), args["status"].(*examcopy.Status), args["first"].(*int), args["after"].(*entgql.Cursor[string])), true
+	case "Query.myResults":
+		if e.ComplexityRoot.Query.MyResults == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.MyResults(childComplexity), true
 	case "Query.node":
 		if e.ComplexityRoot.Query.Node == nil {
 			break
@@ -1846,6 +2216,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Students(childComplexity, args["after"].(*entgql.Cursor[string]), args["first"].(*int), args["before"].(*entgql.Cursor[string]), args["last"].(*int), args["orderBy"].(*ent.StudentOrder), args["where"].(*ent.StudentWhereInput)), true
+	case "Query.suggestStudents":
+		if e.ComplexityRoot.Query.SuggestStudents == nil {
+			break
+		}
+
+		args, err := ec.field_Query_suggestStudents_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.SuggestStudents(childComplexity, args["copyId"].(string), args["query"].(string)), true
+	case "Query.unidentifiedCopies":
+		if e.ComplexityRoot.Query.UnidentifiedCopies == nil {
+			break
+		}
+
+		args, err := ec.field_Query_unidentifiedCopies_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.UnidentifiedCopies(childComplexity, args["examId"].(string), args["first"].(*int), args["after"].(*entgql.Cursor[string])), true
 	case "Query.users":
 		if e.ComplexityRoot.Query.Users == nil {
 			break
@@ -1900,6 +2292,43 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.QuestionScore.UpdatedAt(childComplexity), true
+
+	case "QuestionStatistics.label":
+		if e.ComplexityRoot.QuestionStatistics.Label == nil {
+			break
+		}
+
+		return e.ComplexityRoot.QuestionStatistics.Label(childComplexity), true
+	case "QuestionStatistics.maxPoints":
+		if e.ComplexityRoot.QuestionStatistics.MaxPoints == nil {
+			break
+		}
+
+		return e.ComplexityRoot.QuestionStatistics.MaxPoints(childComplexity), true
+	case "QuestionStatistics.mean":
+		if e.ComplexityRoot.QuestionStatistics.Mean == nil {
+			break
+		}
+
+		return e.ComplexityRoot.QuestionStatistics.Mean(childComplexity), true
+	case "QuestionStatistics.questionId":
+		if e.ComplexityRoot.QuestionStatistics.QuestionID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.QuestionStatistics.QuestionID(childComplexity), true
+	case "QuestionStatistics.scored":
+		if e.ComplexityRoot.QuestionStatistics.Scored == nil {
+			break
+		}
+
+		return e.ComplexityRoot.QuestionStatistics.Scored(childComplexity), true
+	case "QuestionStatistics.successRate":
+		if e.ComplexityRoot.QuestionStatistics.SuccessRate == nil {
+			break
+		}
+
+		return e.ComplexityRoot.QuestionStatistics.SuccessRate(childComplexity), true
 
 	case "SchemeNode.children":
 		if e.ComplexityRoot.SchemeNode.Children == nil {
@@ -2031,6 +2460,142 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.StudentEdge.Node(childComplexity), true
+
+	case "StudentImportError.field":
+		if e.ComplexityRoot.StudentImportError.Field == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StudentImportError.Field(childComplexity), true
+	case "StudentImportError.line":
+		if e.ComplexityRoot.StudentImportError.Line == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StudentImportError.Line(childComplexity), true
+	case "StudentImportError.message":
+		if e.ComplexityRoot.StudentImportError.Message == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StudentImportError.Message(childComplexity), true
+
+	case "StudentImportReport.created":
+		if e.ComplexityRoot.StudentImportReport.Created == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StudentImportReport.Created(childComplexity), true
+	case "StudentImportReport.errors":
+		if e.ComplexityRoot.StudentImportReport.Errors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StudentImportReport.Errors(childComplexity), true
+	case "StudentImportReport.unchanged":
+		if e.ComplexityRoot.StudentImportReport.Unchanged == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StudentImportReport.Unchanged(childComplexity), true
+	case "StudentImportReport.updated":
+		if e.ComplexityRoot.StudentImportReport.Updated == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StudentImportReport.Updated(childComplexity), true
+
+	case "StudentResult.appreciation":
+		if e.ComplexityRoot.StudentResult.Appreciation == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StudentResult.Appreciation(childComplexity), true
+	case "StudentResult.examDate":
+		if e.ComplexityRoot.StudentResult.ExamDate == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StudentResult.ExamDate(childComplexity), true
+	case "StudentResult.examId":
+		if e.ComplexityRoot.StudentResult.ExamID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StudentResult.ExamID(childComplexity), true
+	case "StudentResult.examName":
+		if e.ComplexityRoot.StudentResult.ExamName == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StudentResult.ExamName(childComplexity), true
+	case "StudentResult.finalPdfUrl":
+		if e.ComplexityRoot.StudentResult.FinalPDFURL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StudentResult.FinalPDFURL(childComplexity), true
+	case "StudentResult.grade20":
+		if e.ComplexityRoot.StudentResult.Grade20 == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StudentResult.Grade20(childComplexity), true
+	case "StudentResult.maxPoints":
+		if e.ComplexityRoot.StudentResult.MaxPoints == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StudentResult.MaxPoints(childComplexity), true
+	case "StudentResult.releasedAt":
+		if e.ComplexityRoot.StudentResult.ReleasedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StudentResult.ReleasedAt(childComplexity), true
+	case "StudentResult.scores":
+		if e.ComplexityRoot.StudentResult.Scores == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StudentResult.Scores(childComplexity), true
+	case "StudentResult.total":
+		if e.ComplexityRoot.StudentResult.Total == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StudentResult.Total(childComplexity), true
+
+	case "StudentResultScore.label":
+		if e.ComplexityRoot.StudentResultScore.Label == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StudentResultScore.Label(childComplexity), true
+	case "StudentResultScore.maxPoints":
+		if e.ComplexityRoot.StudentResultScore.MaxPoints == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StudentResultScore.MaxPoints(childComplexity), true
+	case "StudentResultScore.points":
+		if e.ComplexityRoot.StudentResultScore.Points == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StudentResultScore.Points(childComplexity), true
+	case "StudentResultScore.questionId":
+		if e.ComplexityRoot.StudentResultScore.QuestionID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StudentResultScore.QuestionID(childComplexity), true
+	case "StudentResultScore.remark":
+		if e.ComplexityRoot.StudentResultScore.Remark == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StudentResultScore.Remark(childComplexity), true
 
 	case "Subscription.copyLockChanged":
 		if e.ComplexityRoot.Subscription.CopyLockChanged == nil {
@@ -4039,6 +4604,163 @@ input AnnotationPatch {
   points: Float @goField(omittable: true)
 }
 `, BuiltIn: false},
+	{Name: "../office.graphqls", Input: `# The exam office and the student portal (issue 6): students, identification,
+# dispatch, release, results, statistics, exports.
+
+extend type Query {
+  "Admin: the exam's copies not yet linked to a student, by anonymous id (pdfUrl shows the header page)."
+  unidentifiedCopies(examId: ID!, first: Int, after: Cursor): CopyConnection!
+  """
+  Admin: at most 10 students matching every word of query, accent- and case-insensitive,
+  on last and first names; students already identified on another copy of the exam come last.
+  """
+  suggestStudents(copyId: ID!, query: String!): [Student!]!
+  "Student: own GRADED copies of released exams, newest exam first. Empty for everyone else."
+  myResults: [StudentResult!]!
+}
+
+extend type Mutation {
+  """
+  Admin: the school's CSV (UTF-8 with or without BOM, comma or semicolon; columns Élèves
+  "NOM Prénom", Né(e) le dd/mm/yyyy, Adresse E-mail, Classe, Groupe). Upsert on
+  (last name, first name, birth date); every rejected row is reported with its line.
+  Multipart request, like uploadScan.
+  """
+  importStudents(file: Upload!): StudentImportReport!
+  "Admin: link a STAGING or READY copy to a student (a STAGING copy becomes READY)."
+  identifyCopy(copyId: ID!, studentId: ID!): Copy!
+  "Admin: remove the link of a STAGING or READY copy to its student."
+  unidentifyCopy(copyId: ID!): Copy!
+  """
+  Admin: assign every unassigned STAGING/READY copy round-robin over the exam's correctors,
+  in random order. Safe to run concurrently: a copy is never assigned twice.
+  """
+  dispatchCopies(examId: ID!): DispatchReport!
+  "Admin: give a copy to another corrector of the exam. LOCKED while someone else holds its lease."
+  reassignCopy(copyId: ID!, correctorId: ID!): Copy!
+  "Admin: students see their GRADED copies from now on. Idempotent; exam.progress.notGraded says what is left."
+  releaseResults(examId: ID!): Exam!
+  "Admin: hide the results again. Idempotent."
+  withdrawResults(examId: ID!): Exam!
+  """
+  Admin: an EXPORT_GRADES job writing the grade file; its result holds a signed download URL.
+  PRONOTE: UTF-8 with BOM, ';', CRLF, grades on /20 with a decimal comma, one row per identified
+  GRADED copy. CSV: one row per copy with anonymous id, student, status, total, grade, questions.
+  """
+  exportGrades(examId: ID!, format: GradeExportFormat!, coefficient: Float): Job!
+}
+
+enum GradeExportFormat {
+  PRONOTE
+  CSV
+  PDF_ZIP
+}
+
+type StudentImportReport {
+  created: Int!
+  updated: Int!
+  "Rows identical to the stored student."
+  unchanged: Int!
+  "Every rejected row: nothing is skipped silently."
+  errors: [StudentImportError!]!
+}
+
+type StudentImportError {
+  "Line in the file (the header is line 1)."
+  line: Int!
+  "Column (as in the file's header) or 'file'."
+  field: String!
+  message: String!
+}
+
+type DispatchReport {
+  exam: Exam!
+  "Copies assigned by this call."
+  assigned: Int!
+  distribution: [DispatchShare!]!
+}
+
+type DispatchShare {
+  corrector: User!
+  "Copies this call gave them."
+  assigned: Int!
+  "Copies of the exam assigned to them now."
+  total: Int!
+}
+
+type ExamProgress {
+  total: Int!
+  staging: Int!
+  ready: Int!
+  gradingInProgress: Int!
+  graded: Int!
+  gradingFailed: Int!
+  "Copies that are not GRADED."
+  notGraded: Int!
+  unassigned: Int!
+  unidentified: Int!
+}
+
+type ExamStatistics {
+  "GRADED copies counted."
+  count: Int!
+  mean: Float
+  median: Float
+  "Population standard deviation."
+  stdDev: Float
+  min: Float
+  max: Float
+  "20 bins of one point on /20: [0,1) … [19,20]."
+  histogram: [HistogramBin!]!
+  questions: [QuestionStatistics!]!
+}
+
+type HistogramBin {
+  from: Float!
+  to: Float!
+  count: Int!
+}
+
+type QuestionStatistics {
+  questionId: String!
+  label: String!
+  maxPoints: Float!
+  "Mean points over the copies that scored it."
+  mean: Float
+  "Mean points / max points."
+  successRate: Float
+  scored: Int!
+}
+
+extend type Exam {
+  "Copies per status (admins and the exam's correctors)."
+  progress: ExamProgress!
+  "Grades of GRADED copies (admins and the exam's correctors; onlyMine: the caller's copies)."
+  statistics(onlyMine: Boolean): ExamStatistics!
+}
+
+type StudentResult {
+  examId: ID!
+  examName: String!
+  examDate: Date!
+  releasedAt: Time!
+  total: Float!
+  maxPoints: Float!
+  grade20: Float!
+  appreciation: String!
+  scores: [StudentResultScore!]!
+  "Short-lived signed link to the annotated PDF."
+  finalPdfUrl: String
+}
+
+type StudentResultScore {
+  questionId: String!
+  label: String!
+  points: Float
+  maxPoints: Float!
+  remark: String!
+}
+`, BuiltIn: false},
 	{Name: "../realtime.graphqls", Input: `# Realtime (DESIGN.md §10): subscriptions over WebSocket at /graphql
 # (graphql-transport-ws, and legacy graphql-ws). Authenticate with the session
 # cookie or with connection_init {"authorization": "Bearer <token>"}.
@@ -4487,6 +5209,30 @@ func (ec *executionContext) childFields_CopyStatusState(ctx context.Context, fie
 	return nil, fmt.Errorf("no field named %q was found under type CopyStatusState", field.Name)
 }
 
+func (ec *executionContext) childFields_DispatchReport(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "exam":
+		return ec.fieldContext_DispatchReport_exam(ctx, field)
+	case "assigned":
+		return ec.fieldContext_DispatchReport_assigned(ctx, field)
+	case "distribution":
+		return ec.fieldContext_DispatchReport_distribution(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DispatchReport", field.Name)
+}
+
+func (ec *executionContext) childFields_DispatchShare(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "corrector":
+		return ec.fieldContext_DispatchShare_corrector(ctx, field)
+	case "assigned":
+		return ec.fieldContext_DispatchShare_assigned(ctx, field)
+	case "total":
+		return ec.fieldContext_DispatchShare_total(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DispatchShare", field.Name)
+}
+
 func (ec *executionContext) childFields_Draft(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -4535,6 +5281,10 @@ func (ec *executionContext) childFields_Exam(ctx context.Context, field graphql.
 		return ec.fieldContext_Exam_scheme(ctx, field)
 	case "maxPoints":
 		return ec.fieldContext_Exam_maxPoints(ctx, field)
+	case "progress":
+		return ec.fieldContext_Exam_progress(ctx, field)
+	case "statistics":
+		return ec.fieldContext_Exam_statistics(ctx, field)
 	case "jobs":
 		return ec.fieldContext_Exam_jobs(ctx, field)
 	}
@@ -4561,6 +5311,52 @@ func (ec *executionContext) childFields_ExamEdge(ctx context.Context, field grap
 		return ec.fieldContext_ExamEdge_cursor(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ExamEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_ExamProgress(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "total":
+		return ec.fieldContext_ExamProgress_total(ctx, field)
+	case "staging":
+		return ec.fieldContext_ExamProgress_staging(ctx, field)
+	case "ready":
+		return ec.fieldContext_ExamProgress_ready(ctx, field)
+	case "gradingInProgress":
+		return ec.fieldContext_ExamProgress_gradingInProgress(ctx, field)
+	case "graded":
+		return ec.fieldContext_ExamProgress_graded(ctx, field)
+	case "gradingFailed":
+		return ec.fieldContext_ExamProgress_gradingFailed(ctx, field)
+	case "notGraded":
+		return ec.fieldContext_ExamProgress_notGraded(ctx, field)
+	case "unassigned":
+		return ec.fieldContext_ExamProgress_unassigned(ctx, field)
+	case "unidentified":
+		return ec.fieldContext_ExamProgress_unidentified(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ExamProgress", field.Name)
+}
+
+func (ec *executionContext) childFields_ExamStatistics(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "count":
+		return ec.fieldContext_ExamStatistics_count(ctx, field)
+	case "mean":
+		return ec.fieldContext_ExamStatistics_mean(ctx, field)
+	case "median":
+		return ec.fieldContext_ExamStatistics_median(ctx, field)
+	case "stdDev":
+		return ec.fieldContext_ExamStatistics_stdDev(ctx, field)
+	case "min":
+		return ec.fieldContext_ExamStatistics_min(ctx, field)
+	case "max":
+		return ec.fieldContext_ExamStatistics_max(ctx, field)
+	case "histogram":
+		return ec.fieldContext_ExamStatistics_histogram(ctx, field)
+	case "questions":
+		return ec.fieldContext_ExamStatistics_questions(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ExamStatistics", field.Name)
 }
 
 func (ec *executionContext) childFields_GradingEvent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -4601,6 +5397,18 @@ func (ec *executionContext) childFields_GradingEventEdge(ctx context.Context, fi
 		return ec.fieldContext_GradingEventEdge_cursor(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type GradingEventEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_HistogramBin(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "from":
+		return ec.fieldContext_HistogramBin_from(ctx, field)
+	case "to":
+		return ec.fieldContext_HistogramBin_to(ctx, field)
+	case "count":
+		return ec.fieldContext_HistogramBin_count(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type HistogramBin", field.Name)
 }
 
 func (ec *executionContext) childFields_Job(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -4689,6 +5497,24 @@ func (ec *executionContext) childFields_QuestionScore(ctx context.Context, field
 	return nil, fmt.Errorf("no field named %q was found under type QuestionScore", field.Name)
 }
 
+func (ec *executionContext) childFields_QuestionStatistics(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "questionId":
+		return ec.fieldContext_QuestionStatistics_questionId(ctx, field)
+	case "label":
+		return ec.fieldContext_QuestionStatistics_label(ctx, field)
+	case "maxPoints":
+		return ec.fieldContext_QuestionStatistics_maxPoints(ctx, field)
+	case "mean":
+		return ec.fieldContext_QuestionStatistics_mean(ctx, field)
+	case "successRate":
+		return ec.fieldContext_QuestionStatistics_successRate(ctx, field)
+	case "scored":
+		return ec.fieldContext_QuestionStatistics_scored(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type QuestionStatistics", field.Name)
+}
+
 func (ec *executionContext) childFields_SchemeNode(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -4759,6 +5585,74 @@ func (ec *executionContext) childFields_StudentEdge(ctx context.Context, field g
 		return ec.fieldContext_StudentEdge_cursor(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type StudentEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_StudentImportError(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "line":
+		return ec.fieldContext_StudentImportError_line(ctx, field)
+	case "field":
+		return ec.fieldContext_StudentImportError_field(ctx, field)
+	case "message":
+		return ec.fieldContext_StudentImportError_message(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type StudentImportError", field.Name)
+}
+
+func (ec *executionContext) childFields_StudentImportReport(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "created":
+		return ec.fieldContext_StudentImportReport_created(ctx, field)
+	case "updated":
+		return ec.fieldContext_StudentImportReport_updated(ctx, field)
+	case "unchanged":
+		return ec.fieldContext_StudentImportReport_unchanged(ctx, field)
+	case "errors":
+		return ec.fieldContext_StudentImportReport_errors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type StudentImportReport", field.Name)
+}
+
+func (ec *executionContext) childFields_StudentResult(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "examId":
+		return ec.fieldContext_StudentResult_examId(ctx, field)
+	case "examName":
+		return ec.fieldContext_StudentResult_examName(ctx, field)
+	case "examDate":
+		return ec.fieldContext_StudentResult_examDate(ctx, field)
+	case "releasedAt":
+		return ec.fieldContext_StudentResult_releasedAt(ctx, field)
+	case "total":
+		return ec.fieldContext_StudentResult_total(ctx, field)
+	case "maxPoints":
+		return ec.fieldContext_StudentResult_maxPoints(ctx, field)
+	case "grade20":
+		return ec.fieldContext_StudentResult_grade20(ctx, field)
+	case "appreciation":
+		return ec.fieldContext_StudentResult_appreciation(ctx, field)
+	case "scores":
+		return ec.fieldContext_StudentResult_scores(ctx, field)
+	case "finalPdfUrl":
+		return ec.fieldContext_StudentResult_finalPdfUrl(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type StudentResult", field.Name)
+}
+
+func (ec *executionContext) childFields_StudentResultScore(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "questionId":
+		return ec.fieldContext_StudentResultScore_questionId(ctx, field)
+	case "label":
+		return ec.fieldContext_StudentResultScore_label(ctx, field)
+	case "points":
+		return ec.fieldContext_StudentResultScore_points(ctx, field)
+	case "maxPoints":
+		return ec.fieldContext_StudentResultScore_maxPoints(ctx, field)
+	case "remark":
+		return ec.fieldContext_StudentResultScore_remark(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type StudentResultScore", field.Name)
 }
 
 func (ec *executionContext) childFields_TemporaryPassword(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {

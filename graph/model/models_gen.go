@@ -3,6 +3,10 @@
 package model
 
 import (
+	"bytes"
+	"fmt"
+	"io"
+	"strconv"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -79,4 +83,61 @@ type UpdateExamInput struct {
 	Date                *string `json:"date,omitempty"`
 	PagesPerBooklet     *int    `json:"pagesPerBooklet,omitempty"`
 	RequireAppreciation *bool   `json:"requireAppreciation,omitempty"`
+}
+
+type GradeExportFormat string
+
+const (
+	GradeExportFormatPronote GradeExportFormat = "PRONOTE"
+	GradeExportFormatCSV     GradeExportFormat = "CSV"
+	GradeExportFormatPDFZip  GradeExportFormat = "PDF_ZIP"
+)
+
+var AllGradeExportFormat = []GradeExportFormat{
+	GradeExportFormatPronote,
+	GradeExportFormatCSV,
+	GradeExportFormatPDFZip,
+}
+
+func (e GradeExportFormat) IsValid() bool {
+	switch e {
+	case GradeExportFormatPronote, GradeExportFormatCSV, GradeExportFormatPDFZip:
+		return true
+	}
+	return false
+}
+
+func (e GradeExportFormat) String() string {
+	return string(e)
+}
+
+func (e *GradeExportFormat) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = GradeExportFormat(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid GradeExportFormat", str)
+	}
+	return nil
+}
+
+func (e GradeExportFormat) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *GradeExportFormat) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e GradeExportFormat) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
 }
