@@ -33,6 +33,7 @@ type App struct {
 	// Broker carries realtime events: Redis when KORRIGO_REDIS_URL is set.
 	Broker pubsub.Broker
 
+	rate           *rateLimiter
 	stopBackground context.CancelFunc
 	background     chan struct{}
 }
@@ -83,6 +84,9 @@ func NewAppWithDB(cfg Config, log *zap.Logger, d *db.DB) (*App, error) {
 	js.SetGrading(services.Grading)
 	services.Office = office.NewService(d, log.Named("office"), realtime.NewPublisher(broker, log.Named("realtime")), services.Auth)
 	a := &App{Config: cfg, Log: log, DB: d, Services: services, Broker: broker}
+	if a.rate, err = newRateLimiter(cfg, log.Named("ratelimit")); err != nil {
+		return nil, errors.Join(err, broker.Close())
+	}
 	a.Handler = a.routes()
 	return a, nil
 }
@@ -91,13 +95,18 @@ func (a *App) routes() http.Handler {
 	mux := http.NewServeMux()
 	gql := NewGraphQLHandler(a.Services, a.Log.Named("graphql"), a.Config.Production())
 	gql.AddTransport(a.websocketTransport())
-	mux.Handle("/graphql", withIdentity(a.Services.Auth, a.Config.Production(), a.Log, guardUploads(limitBody(gql))))
+	gql.Use(rateLimitExt{a.rate})
+	mux.Handle("/graphql", guardCSRF(withIdentity(a.Services.Auth, a.Config.Production(), a.Log,
+		withRateHeaders(guardUploads(limitBody(refuseBatches(gql)))))))
 	mux.Handle("GET "+filesign.Path, withIdentity(a.Services.Auth, a.Config.Production(), a.Log, a.files()))
+	mux.Handle("GET /graphiql", graphiql())
+	mux.Handle("GET /graphiql/", graphiql())
 	mux.HandleFunc("GET /healthz", healthz)
 	mux.Handle("GET /readyz", readyz(a.checks(), func(name string, err error) {
 		a.Log.Warn("readiness check failed", zap.String("check", name), zap.Error(err))
 	}))
-	return withRequestID(withAccessLog(a.Log.Named("http"), mux))
+	return withSecurityHeaders(a.Config.Production(),
+		withClientIP(a.Config.TrustedProxies, withRequestID(withAccessLog(a.Log.Named("http"), mux))))
 }
 
 // limitBody caps JSON request bodies; uploads get their own limit.
@@ -201,4 +210,4 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 }
 
 // Close releases the broker and the database.
-func (a *App) Close() error { return errors.Join(a.Broker.Close(), a.DB.Close()) }
+func (a *App) Close() error { return errors.Join(a.Broker.Close(), a.rate.close(), a.DB.Close()) }

@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -26,6 +27,10 @@ type Config struct {
 	// Replicas is how many serve processes share the database (for the safety check).
 	Replicas        int
 	ShutdownTimeout time.Duration
+	// RateLimits are the per-IP, per-user and per-operation rates (ratelimit.go).
+	RateLimits RateLimits
+	// TrustedProxies may set X-Forwarded-For (KORRIGO_TRUSTED_PROXIES).
+	TrustedProxies []netip.Prefix
 }
 
 // Production reports whether the server runs with production settings.
@@ -65,6 +70,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	}
 	if c.ShutdownTimeout, err = time.ParseDuration(get("KORRIGO_SHUTDOWN_TIMEOUT", "30s")); err != nil {
 		return c, fmt.Errorf("config: KORRIGO_SHUTDOWN_TIMEOUT: %w", err)
+	}
+	if c.RateLimits, c.TrustedProxies, err = loadRateLimits(get); err != nil {
+		return c, fmt.Errorf("config: %w", err)
 	}
 	return c, c.Validate()
 }

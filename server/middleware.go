@@ -137,8 +137,12 @@ func credentials(r *http.Request) (token string, fromCookie bool) {
 	return "", false
 }
 
-// clientIP is the peer address; X-Forwarded-For is not trusted (no proxy list yet).
+// clientIP is the address withClientIP resolved (X-Forwarded-For from trusted
+// proxies only), else the peer address.
 func clientIP(r *http.Request) string {
+	if ip, ok := r.Context().Value(clientIPKey{}).(string); ok && ip != "" {
+		return ip
+	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		return r.RemoteAddr

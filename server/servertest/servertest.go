@@ -46,8 +46,23 @@ func (c *Counter) Load() int64 { return c.n.Load() }
 // Reset sets the count to zero.
 func (c *Counter) Reset() { c.n.Store(0) }
 
+// TestRateLimits are the rates servertest runs with unless a test sets its
+// own: high enough that suites racing hundreds of operations as one user from
+// one address never meet them (the limits themselves stay on).
+var TestRateLimits = map[string]string{
+	"KORRIGO_RATE_ANONYMOUS": "100000-M", "KORRIGO_RATE_OPERATIONS": "1000000-M",
+	"KORRIGO_RATE_MUTATIONS": "1000000-M", "KORRIGO_RATE_WEBSOCKET": "100000-M",
+}
+
 // New starts a server over d. Every ent statement is counted (for N+1 tests).
 func New(t testing.TB, d *db.DB) *Env {
+	t.Helper()
+	return NewWithEnv(t, d, nil)
+}
+
+// NewWithEnv is New with configuration variables (KORRIGO_*) set for this
+// server only, over TestRateLimits and the defaults.
+func NewWithEnv(t testing.TB, d *db.DB, env map[string]string) *Env {
 	t.Helper()
 	counter := &Counter{}
 	drv := dialect.DebugWithContext(entsql.OpenDB(d.Dialect, d.SQL), func(context.Context, ...any) {
@@ -55,10 +70,13 @@ func New(t testing.TB, d *db.DB) *Env {
 	})
 	counted := &db.DB{Client: ent.NewClient(ent.Driver(drv)), SQL: d.SQL, Dialect: d.Dialect}
 	cfg, err := server.LoadConfig(func(k string) string {
+		if v, ok := env[k]; ok {
+			return v
+		}
 		if k == "KORRIGO_DATA_DIR" {
 			return t.TempDir()
 		}
-		return ""
+		return TestRateLimits[k]
 	})
 	if err != nil {
 		t.Fatalf("servertest: %v", err)
