@@ -270,7 +270,7 @@ func checkSecurityHeaders(t *testing.T, what string, resp *http.Response, produc
 func TestSecurityHeaders(t *testing.T) {
 	for _, production := range []bool{false, true} {
 		env := servertest.NewWithEnv(t, dbtest.Open(t, dialect.SQLite), map[string]string{
-			"KORRIGO_ENV": map[bool]string{false: "development", true: "production"}[production],
+			"KORRIGO_ENV":           map[bool]string{false: "development", true: "production"}[production],
 			"KORRIGO_METRICS_TOKEN": "a-metrics-token-of-some-length",
 		})
 		env.Admin()
