@@ -21,8 +21,8 @@ import (
 	"github.com/korrigo/korrigo/ent/examcopy"
 	"github.com/korrigo/korrigo/ent/user"
 	"github.com/korrigo/korrigo/jobs"
-	"github.com/korrigo/korrigo/jobs/jobstest"
 	"github.com/korrigo/korrigo/pdf"
+	"github.com/korrigo/korrigo/pdf/pdftest"
 	"github.com/korrigo/korrigo/server/servertest"
 )
 
@@ -156,7 +156,7 @@ func TestFinalizeRendersOnePDF(t *testing.T) {
 		if resp.StatusCode != 200 || resp.Header.Get("Cache-Control") != "no-store" || resp.Header.Get("Content-Type") != "application/pdf" {
 			t.Fatalf("download: %d %v", resp.StatusCode, resp.Header)
 		}
-		texts := jobstest.VisibleTexts(t, body)
+		texts := pdftest.VisibleTexts(t, body)
 		if len(texts) != 5 {
 			t.Fatalf("%d pages, want 4 + summary", len(texts))
 		}
@@ -169,7 +169,7 @@ func TestFinalizeRendersOnePDF(t *testing.T) {
 		if !strings.Contains(texts[0], "Zoé : très bien") {
 			t.Errorf("page 1 lacks its annotation: %q", texts[0])
 		}
-		for name, emb := range jobstest.EmbeddedFonts(t, body, 4) {
+		for name, emb := range pdftest.EmbeddedFonts(t, body, 4) {
 			if !emb {
 				t.Errorf("summary font %s is not embedded", name)
 			}

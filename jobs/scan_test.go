@@ -14,7 +14,7 @@ import (
 	"github.com/korrigo/korrigo/ent"
 	"github.com/korrigo/korrigo/ent/examcopy"
 	"github.com/korrigo/korrigo/jobs"
-	"github.com/korrigo/korrigo/jobs/jobstest"
+	"github.com/korrigo/korrigo/pdf/pdftest"
 	"github.com/korrigo/korrigo/server/servertest"
 )
 
@@ -47,7 +47,7 @@ func copyPDF(t *testing.T, env *servertest.Env, c *ent.ExamCopy) []byte {
 func checkPages(t *testing.T, env *servertest.Env, c *ent.ExamCopy, student int, want []int) {
 	t.Helper()
 	data := copyPDF(t, env, c)
-	texts := jobstest.VisibleTexts(t, data)
+	texts := pdftest.VisibleTexts(t, data)
 	if len(texts) != len(want) || c.PageCount != len(want) {
 		t.Fatalf("copy %s: %d pages (pageCount %d), want %d", c.AnonymousID, len(texts), c.PageCount, len(want))
 	}
@@ -56,7 +56,7 @@ func checkPages(t *testing.T, env *servertest.Env, c *ent.ExamCopy, student int,
 			t.Errorf("copy %s page %d: visible text %q, want %q", c.AnonymousID, i+1, got, exp)
 		}
 	}
-	for i, sz := range jobstest.MediaSizes(t, data) {
+	for i, sz := range pdftest.MediaSizes(t, data) {
 		if math.Abs(sz[0]-595) > 0.5 || math.Abs(sz[1]-842) > 0.5 {
 			t.Errorf("copy %s page %d: MediaBox %v, want A4", c.AnonymousID, i+1, sz)
 		}
@@ -144,7 +144,7 @@ func TestImportCopy(t *testing.T) {
 		if len(cs) != 1 || cs[0].PageCount != 8 || cs[0].StudentID == nil || *cs[0].StudentID != st.ID {
 			t.Fatalf("copies %+v", cs)
 		}
-		if n := len(jobstest.VisibleTexts(t, copyPDF(t, env, cs[0]))); n != 8 {
+		if n := len(pdftest.VisibleTexts(t, copyPDF(t, env, cs[0]))); n != 8 {
 			t.Errorf("%d pages", n)
 		}
 	})

@@ -1,6 +1,8 @@
 package pdf
 
 import (
+	"github.com/korrigo/korrigo/pdf/pdftest"
+
 	"fmt"
 	"math"
 	"os"
@@ -46,19 +48,19 @@ func TestBurnPagesSummaryAndFont(t *testing.T) {
 	if info.PageCount != 5 {
 		t.Fatalf("output has %d pages, want 4 + 1 summary", info.PageCount)
 	}
-	pages := scanPDF(t, out)
+	pages := pdftest.Scan(t, out)
 	for i := range 4 {
-		if got, want := pages[i].visibleText(), fmt.Sprintf("KGT s=01 p=%d", i+1); !strings.HasPrefix(got, want) {
+		if got, want := pages[i].VisibleText(), fmt.Sprintf("KGT s=01 p=%d", i+1); !strings.HasPrefix(got, want) {
 			t.Errorf("page %d: scan text layer lost: %q", i+1, got)
 		}
 	}
-	if got := pages[0].visibleText(); !strings.Contains(got, "+1 Bonne idée") {
+	if got := pages[0].VisibleText(); !strings.Contains(got, "+1 Bonne idée") {
 		t.Errorf("page 1 label missing: %q", got)
 	}
-	if got := pages[2].visibleText(); !strings.Contains(got, "-0,5 Signe") {
+	if got := pages[2].VisibleText(); !strings.Contains(got, "-0,5 Signe") {
 		t.Errorf("page 3 label missing: %q", got)
 	}
-	summary := pages[4].visibleText()
+	summary := pages[4].VisibleText()
 	for _, want := range []string{
 		"Relevé de notes", "Copie anonyme : 1a2b-007", "Note : 14,50 / 20", "Total des points : 29 / 40",
 		"Détail par question", "1.a", "3,5 / 4", "Très bien, démonstration complète.", "0,25 / 2",
@@ -73,16 +75,16 @@ func TestBurnPagesSummaryAndFont(t *testing.T) {
 
 // assertDejaVuEmbedded checks that the summary's font is a subset of DejaVu
 // Sans embedded in the file, not a reference to a font the reader may lack.
-func assertDejaVuEmbedded(t *testing.T, pdf []byte, p scannedPage) {
+func assertDejaVuEmbedded(t *testing.T, pdf []byte, p pdftest.Page) {
 	t.Helper()
 	ctx, err := api.ReadContext(strings.NewReader(string(pdf)), newConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(p.fonts) != 1 {
-		t.Fatalf("summary page uses %d fonts, want 1", len(p.fonts))
+	if len(p.Fonts) != 1 {
+		t.Fatalf("summary page uses %d fonts, want 1", len(p.Fonts))
 	}
-	for name, f := range p.fonts {
+	for name, f := range p.Fonts {
 		if st := f.NameEntry("Subtype"); st == nil || *st != "Type0" {
 			t.Fatalf("font %s subtype %v, want Type0", name, st)
 		}
@@ -133,13 +135,13 @@ func TestBurnMarkLandsTopLeftQuarter(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			p := scanPDF(t, out)[0]
+			p := pdftest.Scan(t, out)[0]
 			r, ok := findRect(p, "S", markStyles[KindComment].frame)
 			if !ok {
-				t.Fatalf("no blue stroked rectangle on page 1: %+v", p.rects)
+				t.Fatalf("no blue stroked rectangle on page 1: %+v", p.Rects)
 			}
-			if !nearRect(r.r, c.want) {
-				t.Fatalf("mark at %v, want %v", r.r, c.want)
+			if !nearRect(r.R, c.want) {
+				t.Fatalf("mark at %v, want %v", r.R, c.want)
 			}
 		})
 	}
@@ -155,7 +157,7 @@ func TestBurnKindsColoursAndHighlightTranslucency(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := scanPDF(t, out)[0]
+	p := pdftest.Scan(t, out)[0]
 	for _, k := range []string{KindComment, KindError, KindBonus} {
 		if _, ok := findRect(p, "S", markStyles[k].frame); !ok {
 			t.Errorf("%s: no stroked rectangle in its colour", k)
@@ -165,8 +167,8 @@ func TestBurnKindsColoursAndHighlightTranslucency(t *testing.T) {
 	if !ok {
 		t.Fatal("HIGHLIGHT: no filled yellow rectangle")
 	}
-	if !strings.HasPrefix(hl.gs, "KgHighlight") {
-		t.Fatalf("HIGHLIGHT drawn without the translucent graphics state (gs %q)", hl.gs)
+	if !strings.HasPrefix(hl.GS, "KgHighlight") {
+		t.Fatalf("HIGHLIGHT drawn without the translucent graphics state (gs %q)", hl.GS)
 	}
 }
 
@@ -183,18 +185,18 @@ func TestBurnSummaryOverflowsOntoMorePages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pages := scanPDF(t, out)
+	pages := pdftest.Scan(t, out)
 	if len(pages) < 6 {
 		t.Fatalf("%d pages: 40 long remarks should need a second summary page", len(pages))
 	}
 	var all strings.Builder
 	for _, p := range pages[4:] {
-		for _, tr := range p.texts {
-			if tr.y < 50 || tr.y > 842-50 {
-				t.Errorf("text %q at y=%g outside the margins", tr.text, tr.y)
+		for _, tr := range p.Texts {
+			if tr.Y < 50 || tr.Y > 842-50 {
+				t.Errorf("text %q at y=%g outside the margins", tr.Text, tr.Y)
 			}
 		}
-		all.WriteString(p.visibleText() + " ")
+		all.WriteString(p.VisibleText() + " ")
 	}
 	for i := range 40 {
 		if !strings.Contains(all.String(), fmt.Sprintf("Question %d ", i+1)) {
@@ -251,17 +253,17 @@ func TestFrenchNumbers(t *testing.T) {
 	}
 }
 
-func findRect(p scannedPage, op string, col rgb) (rectPaint, bool) {
-	for _, r := range p.rects {
-		c := r.stroke
+func findRect(p pdftest.Page, op string, col rgb) (pdftest.RectPaint, bool) {
+	for _, r := range p.Rects {
+		c := r.Stroke
 		if op == "f" {
-			c = r.fill
+			c = r.Fill
 		}
-		if r.op == op && len(c) == 3 && near(c[0], col[0]) && near(c[1], col[1]) && near(c[2], col[2]) {
+		if r.Op == op && len(c) == 3 && near(c[0], col[0]) && near(c[1], col[1]) && near(c[2], col[2]) {
 			return r, true
 		}
 	}
-	return rectPaint{}, false
+	return pdftest.RectPaint{}, false
 }
 
 func near(a, b float64) bool { return math.Abs(a-b) < 0.01 }

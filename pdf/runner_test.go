@@ -1,6 +1,8 @@
 package pdf
 
 import (
+	"github.com/korrigo/korrigo/pdf/pdftest"
+
 	"bytes"
 	"context"
 	"errors"
@@ -134,9 +136,9 @@ func TestRunnerSplitMatchesInProcess(t *testing.T) {
 		if g.PageCount != w.PageCount || g.Short != w.Short || !reflect.DeepEqual(g.ScanPages, w.ScanPages) {
 			t.Errorf("booklet %d: %+v vs %+v", i+1, g, w)
 		}
-		gp, wp := scanPDF(t, g.PDF), scanPDF(t, w.PDF)
+		gp, wp := pdftest.Scan(t, g.PDF), pdftest.Scan(t, w.PDF)
 		for p := range wp {
-			if gp[p].visibleText() != wp[p].visibleText() || gp[p].media != wp[p].media {
+			if gp[p].VisibleText() != wp[p].VisibleText() || gp[p].Media != wp[p].Media {
 				t.Errorf("booklet %d page %d differs", i+1, p+1)
 			}
 		}
@@ -170,8 +172,8 @@ func TestRunnerValidateImportBurnSanitize(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pages := scanPDF(t, out)
-	if len(pages) != 5 || !strings.Contains(pages[4].visibleText(), "Note : 14,50 / 20") {
+	pages := pdftest.Scan(t, out)
+	if len(pages) != 5 || !strings.Contains(pages[4].VisibleText(), "Note : 14,50 / 20") {
 		t.Fatalf("burn through the runner: %d pages", len(pages))
 	}
 

@@ -1,6 +1,8 @@
 package pdf
 
 import (
+	"github.com/korrigo/korrigo/pdf/pdftest"
+
 	"bytes"
 	"sort"
 	"strconv"
@@ -44,14 +46,14 @@ func TestSanitizeStripsActiveContent(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertClean(t, out)
-	pages := scanPDF(t, out)
+	pages := pdftest.Scan(t, out)
 	if len(pages) != 2 {
 		t.Fatalf("%d pages, want 2", len(pages))
 	}
-	if got := pages[0].visibleText(); got != "page one" {
+	if got := pages[0].VisibleText(); got != "page one" {
 		t.Errorf("page 1 text %q", got)
 	}
-	if got := pages[1].visibleText(); got != "left right" {
+	if got := pages[1].VisibleText(); got != "left right" {
 		t.Errorf("page 2 text %q", got)
 	}
 }
@@ -70,10 +72,10 @@ func TestSplitAndImportOutputsAreSanitized(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertClean(t, b.PDF)
-	pages := scanPDF(t, b.PDF)
+	pages := pdftest.Scan(t, b.PDF)
 	var texts []string
 	for _, p := range pages {
-		texts = append(texts, p.visibleText())
+		texts = append(texts, p.VisibleText())
 	}
 	if got := strings.Join(texts, "|"); got != "page one|right|left" {
 		t.Errorf("import copy pages %q, want page one|right|left", got)

@@ -1,6 +1,8 @@
 package pdf
 
 import (
+	"github.com/korrigo/korrigo/pdf/pdftest"
+
 	"fmt"
 	"math"
 	"testing"
@@ -67,13 +69,13 @@ func TestSplitScanA4PagesKept(t *testing.T) {
 		t.Fatalf("got %d booklets, want 2", len(booklets))
 	}
 	for i, b := range booklets {
-		pages := scanPDF(t, b.PDF)
+		pages := pdftest.Scan(t, b.PDF)
 		for p, sp := range pages {
 			want := fmt.Sprintf("KGT s=04 p=%d", 4*i+p+1)
-			if got := sp.visibleText(); got != want {
+			if got := sp.VisibleText(); got != want {
 				t.Errorf("booklet %d page %d: text %q, want %q", i+1, p+1, got, want)
 			}
-			if w, h := sp.media.Width(), sp.media.Height(); w != 595 || h != 842 {
+			if w, h := sp.Media.Width(), sp.Media.Height(); w != 595 || h != 842 {
 				t.Errorf("booklet %d page %d: size %gx%g, want 595x842", i+1, p+1, w, h)
 			}
 		}
@@ -108,13 +110,13 @@ func TestSplitScanHonoursMediaBoxOriginAndRotate(t *testing.T) {
 		t.Fatalf("got %d booklets, want 2", len(booklets))
 	}
 	for b, bk := range booklets {
-		pages := scanPDF(t, bk.PDF)
+		pages := pdftest.Scan(t, bk.PDF)
 		for i, p := range pages {
-			if got := p.visibleText(); got != want[b][i] {
+			if got := p.VisibleText(); got != want[b][i] {
 				t.Errorf("booklet %d page %d: text %q, want %q", b+1, i+1, got, want[b][i])
 			}
-			w, h := p.media.Width(), p.media.Height()
-			if p.rotate == 90 || p.rotate == 270 {
+			w, h := p.Media.Width(), p.Media.Height()
+			if p.Rotate == 90 || p.Rotate == 270 {
 				w, h = h, w
 			}
 			if w != 595 || h != 842 {
@@ -173,11 +175,11 @@ func TestImportCopyCutsA3(t *testing.T) {
 	if b.PageCount != 24 {
 		t.Fatalf("pageCount=%d, want 24", b.PageCount)
 	}
-	pages := scanPDF(t, b.PDF)
-	if got := pages[0].visibleText(); got != "KGT s=01 p=1" {
+	pages := pdftest.Scan(t, b.PDF)
+	if got := pages[0].VisibleText(); got != "KGT s=01 p=1" {
 		t.Fatalf("page 1 text %q", got)
 	}
-	if got := pages[23].visibleText(); got != "KGT s=06 p=4" {
+	if got := pages[23].VisibleText(); got != "KGT s=06 p=4" {
 		t.Fatalf("page 24 text %q", got)
 	}
 }
@@ -186,18 +188,18 @@ func TestImportCopyCutsA3(t *testing.T) {
 // text layer "KGT s=<student> p=<want[i]>" and is a true A4 half.
 func assertBookletPages(t *testing.T, b Booklet, student int, want []int) {
 	t.Helper()
-	pages := scanPDF(t, b.PDF)
+	pages := pdftest.Scan(t, b.PDF)
 	if len(pages) != len(want) || b.PageCount != len(want) {
 		t.Fatalf("student %d: %d pages (PageCount %d), want %d", student, len(pages), b.PageCount, len(want))
 	}
 	for i, p := range pages {
 		exp := fmt.Sprintf("KGT s=%02d p=%d", student, want[i])
-		if got := p.visibleText(); got != exp {
+		if got := p.VisibleText(); got != exp {
 			t.Errorf("student %d page %d: visible text %q, want %q", student, i+1, got, exp)
 		}
 		// Half of the 1190-point A3 width, full height: A4 (595×842).
-		if w, h := p.media.Width(), p.media.Height(); math.Abs(w-595) > 0.01 || math.Abs(h-842) > 0.01 {
-			t.Errorf("student %d page %d: MediaBox %v, want 595x842", student, i+1, p.media)
+		if w, h := p.Media.Width(), p.Media.Height(); math.Abs(w-595) > 0.01 || math.Abs(h-842) > 0.01 {
+			t.Errorf("student %d page %d: MediaBox %v, want 595x842", student, i+1, p.Media)
 		}
 	}
 }

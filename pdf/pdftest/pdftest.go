@@ -1,7 +1,8 @@
-// Package jobstest has test helpers for PDFs the jobs produce: a small
-// content-stream interpreter (adapted from the pdf package's test helper) that
-// finds where text lands, so tests check what a reader sees without pdftotext.
-package jobstest
+// Package pdftest is a small PDF content-stream interpreter for tests: it finds
+// where text and rectangles land in user space, so tests assert what a reader
+// would see (page order of a split, marks of a burn-in) without a rasteriser or
+// pdftotext. Used by the pdf package's tests and by the jobs' API tests.
+package pdftest
 
 import (
 	"bytes"
@@ -17,34 +18,33 @@ import (
 	"github.com/pdfcpu/pdfcpu/pkg/pdfcpu/types"
 )
 
-// This file is a small PDF content-stream interpreter for tests: it finds
-// where text and rectangles land in user space, so tests can assert what a
-// reader would see without a rasteriser or pdftotext.
-
-// scannedPage is what a test sees of one page.
-type scannedPage struct {
-	media  types.Rectangle
-	rotate int
-	texts  []textRun
-	rects  []rectPaint
-	fonts  map[string]types.Dict // resource name → font dict
+// Page is what a test sees of one page.
+type Page struct {
+	Media  types.Rectangle
+	Rotate int
+	Texts  []TextRun
+	Rects  []RectPaint
+	Fonts  map[string]types.Dict // resource name → font dict
 }
 
-type textRun struct {
-	x, y float64 // text origin in user space
-	font string  // resource name
-	text string  // decoded
+// TextRun is a shown string.
+type TextRun struct {
+	X, Y float64 // text origin in user space
+	Font string  // resource name
+	Text string  // decoded
 }
 
-type rectPaint struct {
-	r      types.Rectangle // user space
-	op     string          // painting operator: f, S, B…
-	fill   []float64
-	stroke []float64
-	gs     string // last ExtGState set with gs
+// RectPaint is a painted rectangle.
+type RectPaint struct {
+	R      types.Rectangle // user space
+	Op     string          // painting operator: f, S, B…
+	Fill   []float64
+	Stroke []float64
+	GS     string // last ExtGState set with gs
 }
 
-func scanPDF(t testing.TB, pdf []byte) []scannedPage {
+// Scan interprets every page of pdf.
+func Scan(t testing.TB, pdf []byte) []Page {
 	t.Helper()
 	conf := model.NewDefaultConfiguration()
 	conf.ValidationMode = model.ValidationRelaxed
@@ -55,13 +55,13 @@ func scanPDF(t testing.TB, pdf []byte) []scannedPage {
 	if err := api.ValidateContext(ctx); err != nil {
 		t.Fatalf("output does not validate: %v", err)
 	}
-	pages := make([]scannedPage, ctx.PageCount)
+	pages := make([]Page, ctx.PageCount)
 	for i := range pages {
 		d, _, inh, err := ctx.PageDict(i+1, false)
 		if err != nil {
 			t.Fatalf("page %d: %v", i+1, err)
 		}
-		p := scannedPage{media: normRect(inh.MediaBox), rotate: normRotate(inh.Rotate), fonts: map[string]types.Dict{}}
+		p := Page{Media: normRect(inh.MediaBox), Rotate: normRotate(inh.Rotate), Fonts: map[string]types.Dict{}}
 		cmaps := map[string]map[string]string{}
 		if fd := inh.Resources.DictEntry("Font"); fd != nil {
 			for name, ref := range fd {
@@ -69,7 +69,7 @@ func scanPDF(t testing.TB, pdf []byte) []scannedPage {
 				if err != nil {
 					t.Fatalf("page %d font %s: %v", i+1, name, err)
 				}
-				p.fonts[name] = f
+				p.Fonts[name] = f
 				if tu, ok := f.Find("ToUnicode"); ok {
 					sd, _, err := ctx.DereferenceStreamDict(tu)
 					if err != nil || sd == nil {
@@ -94,18 +94,20 @@ func scanPDF(t testing.TB, pdf []byte) []scannedPage {
 
 // textIn returns the text whose origin lies inside r, in content order,
 // runs joined by single spaces.
-func (p scannedPage) textIn(r types.Rectangle) string {
+// TextIn is the text whose origin lies in r.
+func (p Page) TextIn(r types.Rectangle) string {
 	var parts []string
-	for _, tr := range p.texts {
-		if tr.x >= r.LL.X && tr.x <= r.UR.X && tr.y >= r.LL.Y && tr.y <= r.UR.Y {
-			parts = append(parts, tr.text)
+	for _, tr := range p.Texts {
+		if tr.X >= r.LL.X && tr.X <= r.UR.X && tr.Y >= r.LL.Y && tr.Y <= r.UR.Y {
+			parts = append(parts, tr.Text)
 		}
 	}
 	return strings.Join(parts, " ")
 }
 
 // visibleText is the text a reader sees: drawn inside the MediaBox.
-func (p scannedPage) visibleText() string { return p.textIn(p.media) }
+// VisibleText is the text drawn inside the MediaBox.
+func (p Page) VisibleText() string { return p.TextIn(p.Media) }
 
 var (
 	bfcharRe  = regexp.MustCompile(`<([0-9A-Fa-f]+)>\s*<([0-9A-Fa-f]+)>`)
@@ -195,7 +197,7 @@ type gstate struct {
 	gs           string
 }
 
-func interpret(p *scannedPage, content []byte, cmaps map[string]map[string]string) {
+func interpret(p *Page, content []byte, cmaps map[string]map[string]string) {
 	gs := gstate{ctm: identity}
 	var stack []gstate
 	var tm, tlm matrix
@@ -215,7 +217,7 @@ func interpret(p *scannedPage, content []byte, cmaps map[string]map[string]strin
 	}
 	show := func(raw []byte) {
 		x, y := tm.mul(gs.ctm).apply(0, 0)
-		p.texts = append(p.texts, textRun{x: x, y: y, font: font, text: decodeText(raw, cmaps[font])})
+		p.Texts = append(p.Texts, TextRun{X: x, Y: y, Font: font, Text: decodeText(raw, cmaps[font])})
 	}
 	nextLine := func(tx, ty float64) {
 		tlm = matrix{1, 0, 0, 1, tx, ty}.mul(tlm)
@@ -298,7 +300,7 @@ func interpret(p *scannedPage, content []byte, cmaps map[string]map[string]strin
 		case "f", "F", "f*", "S", "s", "B", "B*", "b", "b*", "n":
 			if op != "n" {
 				for _, r := range pending {
-					p.rects = append(p.rects, rectPaint{r: r, op: op, fill: gs.fill, stroke: gs.stroke, gs: gs.gs})
+					p.Rects = append(p.Rects, RectPaint{R: r, Op: op, Fill: gs.fill, Stroke: gs.stroke, GS: gs.gs})
 				}
 			}
 			pending = nil
@@ -473,10 +475,10 @@ func normRotate(r int) int { return ((r % 360) + 360) % 360 }
 // VisibleTexts returns, per page, the text drawn inside the page's MediaBox.
 func VisibleTexts(t testing.TB, pdf []byte) []string {
 	t.Helper()
-	pages := scanPDF(t, pdf)
+	pages := Scan(t, pdf)
 	out := make([]string, len(pages))
 	for i, p := range pages {
-		out[i] = p.visibleText()
+		out[i] = p.VisibleText()
 	}
 	return out
 }
@@ -484,10 +486,10 @@ func VisibleTexts(t testing.TB, pdf []byte) []string {
 // MediaSizes returns each page's MediaBox width and height.
 func MediaSizes(t testing.TB, pdf []byte) [][2]float64 {
 	t.Helper()
-	pages := scanPDF(t, pdf)
+	pages := Scan(t, pdf)
 	out := make([][2]float64, len(pages))
 	for i, p := range pages {
-		out[i] = [2]float64{p.media.Width(), p.media.Height()}
+		out[i] = [2]float64{p.Media.Width(), p.Media.Height()}
 	}
 	return out
 }
@@ -503,9 +505,9 @@ func EmbeddedFonts(t testing.TB, pdf []byte, i int) map[string]bool {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pages := scanPDF(t, pdf)
+	pages := Scan(t, pdf)
 	out := map[string]bool{}
-	for name, f := range pages[i].fonts {
+	for name, f := range pages[i].Fonts {
 		out[name] = fontEmbedded(ctx, f)
 	}
 	return out
