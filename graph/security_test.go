@@ -1,9 +1,11 @@
 package graph_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -346,5 +348,149 @@ func TestGraphiQL(t *testing.T) {
 	}
 	if r := env.Anonymous().Do(`{ exams { totalCount } }`, nil); len(r.Errors) == 0 || r.Errors[0].Code() != "UNAUTHENTICATED" {
 		t.Fatalf("anonymous data: %s %+v", r.Data, r.Errors)
+	}
+}
+
+// post sends a GraphQL operation as JSON from the client address xff (through
+// the trusted proxy at 127.0.0.1) and decodes the answer.
+func post(t *testing.T, env *servertest.Env, token, xff, query string, vars map[string]any) (*http.Response, servertest.Response) {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
+	h := http.Header{}
+	if xff != "" {
+		h.Set("X-Forwarded-For", xff)
+	}
+	if token != "" {
+		h.Set("Authorization", "Bearer "+token)
+	}
+	resp, raw := raw(t, env, http.MethodPost, "/graphql", "application/json", string(body), h)
+	var out servertest.Response
+	if err := json.Unmarshal([]byte(raw), &out); err != nil {
+		t.Fatalf("status %d, body %q: %v", resp.StatusCode, raw, err)
+	}
+	out.Status = resp.StatusCode
+	return resp, out
+}
+
+func wantRateLimited(t *testing.T, what string, resp *http.Response, r servertest.Response, limit int) {
+	t.Helper()
+	if resp.StatusCode != http.StatusTooManyRequests || len(r.Errors) != 1 || r.Errors[0].Code() != "RATE_LIMITED" {
+		t.Fatalf("%s: want 429 RATE_LIMITED, got %d %+v", what, resp.StatusCode, r.Errors)
+	}
+	retry, _ := r.Errors[0].Extensions["retryAfter"].(float64)
+	if retry < 1 || retry > 60 || resp.Header.Get("Retry-After") != strconv.Itoa(int(retry)) {
+		t.Fatalf("%s: retryAfter %v, Retry-After %q", what, r.Errors[0].Extensions["retryAfter"], resp.Header.Get("Retry-After"))
+	}
+	if resp.Header.Get("X-RateLimit-Limit") != strconv.Itoa(limit) || resp.Header.Get("X-RateLimit-Remaining") != "0" ||
+		resp.Header.Get("X-RateLimit-Reset") == "" {
+		t.Fatalf("%s: X-RateLimit headers %v", what, resp.Header)
+	}
+	if len(r.Data) > 0 && string(r.Data) != "null" {
+		t.Fatalf("%s: data %s with the refusal", what, r.Data)
+	}
+}
+
+func TestRateLimitsHTTP(t *testing.T) {
+	env := servertest.NewWithEnv(t, dbtest.Open(t, dialect.SQLite), map[string]string{
+		"KORRIGO_RATE_ANONYMOUS": "3-M", "KORRIGO_RATE_OPERATIONS": "12-M", "KORRIGO_RATE_MUTATIONS": "10-M",
+		"KORRIGO_TRUSTED_PROXIES": "127.0.0.1, ::1",
+	})
+	// Setup: the admin's login and the teachers' logins come from 127.0.0.1
+	// itself (no X-Forwarded-For), a different client from the ones below.
+	env.Admin()
+	_, teacher := env.NewUser(user.RoleTEACHER, "Anne")
+	_, other := env.NewUser(user.RoleTEACHER, "Basile")
+
+	// Anonymous: 3 per minute per client IP (the schema explorer's rule).
+	introspect := `{ __schema { queryType { name } } }`
+	for i := range 3 {
+		resp, r := post(t, env, "", "198.51.100.7", introspect, nil)
+		if len(r.Errors) != 0 || resp.Header.Get("X-RateLimit-Limit") != "3" ||
+			resp.Header.Get("X-RateLimit-Remaining") != strconv.Itoa(2-i) {
+			t.Fatalf("anonymous request %d: %+v, headers %v", i+1, r.Errors, resp.Header)
+		}
+	}
+	resp, r := post(t, env, "", "198.51.100.7", introspect, nil)
+	wantRateLimited(t, "4th anonymous request", resp, r, 3)
+	// Invalid documents count too (charged before parsing).
+	if resp, r := post(t, env, "", "198.51.100.7", `{ nonsense`, nil); resp.StatusCode != 429 || r.Errors[0].Code() != "RATE_LIMITED" {
+		t.Fatalf("invalid document past the limit: %d %+v", resp.StatusCode, r.Errors)
+	}
+	// A client cannot escape by prepending addresses: the right-most untrusted hop counts.
+	resp, r = post(t, env, "", "10.9.9.9, 198.51.100.7", introspect, nil)
+	wantRateLimited(t, "spoofed X-Forwarded-For", resp, r, 3)
+	// Another client behind the same proxy is not affected, nor a signed-in user.
+	if _, r := post(t, env, "", "198.51.100.8", introspect, nil); len(r.Errors) != 0 {
+		t.Fatalf("another client limited: %+v", r.Errors)
+	}
+	if _, r := post(t, env, teacher, "198.51.100.7", `{ me { id } }`, nil); len(r.Errors) != 0 {
+		t.Fatalf("a signed-in user limited by the anonymous rule: %+v", r.Errors)
+	}
+
+	// Mutations are weighted per user: createApiToken costs 5 of 10.
+	mut := `mutation($n: String!) { createApiToken(input: {name: $n}) { token } }`
+	for i := range 2 {
+		if _, r := post(t, env, teacher, "", mut, map[string]any{"n": fmt.Sprint("t", i)}); len(r.Errors) != 0 {
+			t.Fatalf("mutation %d: %+v", i+1, r.Errors)
+		}
+	}
+	resp, r = post(t, env, teacher, "", mut, map[string]any{"n": "t3"})
+	wantRateLimited(t, "3rd weighted mutation", resp, r, 10)
+	if n, _ := env.DB.Client.ApiToken.Query().Count(env.Ctx()); n != 2 {
+		t.Fatalf("%d tokens created, want 2 (the refused mutation must not run)", n)
+	}
+	// Queries still go (their own bucket), another user's mutations too.
+	if _, r := post(t, env, teacher, "", `{ me { id } }`, nil); len(r.Errors) != 0 {
+		t.Fatalf("query after the mutation limit: %+v", r.Errors)
+	}
+	if _, r := post(t, env, other, "", mut, map[string]any{"n": "o"}); len(r.Errors) != 0 {
+		t.Fatalf("another user's mutation: %+v", r.Errors)
+	}
+
+	// Every operation of a user counts against 12 per minute: the teacher has
+	// sent 1 + 3 + 1 = 5 so far.
+	for i := range 7 {
+		if _, r := post(t, env, teacher, "", `{ me { id } }`, nil); len(r.Errors) != 0 {
+			t.Fatalf("query %d: %+v", i+6, r.Errors)
+		}
+	}
+	resp, r = post(t, env, teacher, "", `{ me { id } }`, nil)
+	wantRateLimited(t, "13th operation", resp, r, 12)
+}
+
+func TestLoginLockoutBehindProxy(t *testing.T) {
+	login := `mutation($e:String!,$p:String!){ login(email:$e, password:$p){ token } }`
+	for _, trusted := range []bool{true, false} {
+		env := servertest.NewWithEnv(t, dbtest.Open(t, dialect.SQLite), map[string]string{
+			"KORRIGO_TRUSTED_PROXIES": map[bool]string{true: "127.0.0.1,::1", false: ""}[trusted],
+		})
+		a, _ := env.NewUser(user.RoleTEACHER, "Agathe")
+		b, _ := env.NewUser(user.RoleTEACHER, "Bruno")
+		for i := range 5 {
+			_, r := post(t, env, "", fmt.Sprintf("203.0.113.%d", 7+map[bool]int{true: 0, false: i}[trusted]), login,
+				map[string]any{"e": a.Email, "p": "wrong password number " + strconv.Itoa(i)})
+			if len(r.Errors) != 1 || r.Errors[0].Code() != "UNAUTHENTICATED" {
+				t.Fatalf("failure %d: %+v", i+1, r.Errors)
+			}
+		}
+		// The 6th attempt is refused even with the right password.
+		_, r := post(t, env, "", "203.0.113.7", login, map[string]any{"e": a.Email, "p": servertest.Password})
+		if len(r.Errors) != 1 || r.Errors[0].Code() != "RATE_LIMITED" || r.Errors[0].Extensions["retryAfter"] == nil {
+			t.Fatalf("trusted=%v: 6th login: %+v", trusted, r.Errors)
+		}
+		// Another account behind the same proxy signs in.
+		if _, r := post(t, env, "", "203.0.113.7", login, map[string]any{"e": b.Email, "p": servertest.Password}); len(r.Errors) != 0 {
+			t.Fatalf("trusted=%v: another account locked out: %+v", trusted, r.Errors)
+		}
+		// The same account from another client behind the proxy: the lockout is
+		// per account and client IP, so with a trusted proxy it signs in; without
+		// one, X-Forwarded-For is ignored (all clients are the proxy) and it stays locked.
+		_, r = post(t, env, "", "203.0.113.99", login, map[string]any{"e": a.Email, "p": servertest.Password})
+		if trusted && len(r.Errors) != 0 {
+			t.Fatalf("same account from another client locked out: %+v", r.Errors)
+		}
+		if !trusted && (len(r.Errors) != 1 || r.Errors[0].Code() != "RATE_LIMITED") {
+			t.Fatalf("untrusted X-Forwarded-For escaped the lockout: %s %+v", r.Data, r.Errors)
+		}
 	}
 }
