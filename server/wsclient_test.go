@@ -35,7 +35,10 @@ func newInstance(t *testing.T, d *db.DB, redisURL string, env map[string]string)
 		case "KORRIGO_REDIS_URL":
 			return redisURL
 		}
-		return env[k]
+		if v, ok := env[k]; ok {
+			return v
+		}
+		return servertest.TestRateLimits[k]
 	})
 	if err != nil {
 		t.Fatal(err)
