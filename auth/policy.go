@@ -25,12 +25,18 @@ const (
 	minPersonalToken = 4
 )
 
-//go:embed common-passwords.txt
-var commonPasswordsText string
+// The common-password list: the 10,000 most common passwords (source and
+// licence in the file's header) plus our own French and school words.
+var (
+	//go:embed common-passwords-10k.txt
+	commonPasswords10k string
+	//go:embed common-passwords.txt
+	commonPasswordsText string
+)
 
 var commonPasswords = sync.OnceValue(func() map[string]struct{} {
-	set := make(map[string]struct{}, 1024)
-	for line := range strings.Lines(commonPasswordsText) {
+	set := make(map[string]struct{}, 11000)
+	for line := range strings.Lines(commonPasswords10k + "\n" + commonPasswordsText) {
 		line = strings.TrimSpace(line)
 		if line != "" && !strings.HasPrefix(line, "#") {
 			set[strings.ToLower(line)] = struct{}{}
