@@ -10,7 +10,6 @@ import (
 
 	"entgo.io/contrib/entgql"
 	"github.com/99designs/gqlgen/graphql"
-	"github.com/korrigo/korrigo/apperr"
 	"github.com/korrigo/korrigo/auth/viewer"
 	"github.com/korrigo/korrigo/ent"
 	"github.com/korrigo/korrigo/graph/generated"
@@ -69,7 +68,7 @@ func (r *mutationResolver) WithdrawResults(ctx context.Context, examID string) (
 
 // ExportGrades is the resolver for the exportGrades field.
 func (r *mutationResolver) ExportGrades(ctx context.Context, examID string, format model.GradeExportFormat, coefficient *float64) (*ent.Job, error) {
-	return nil, apperr.New(apperr.BadUserInput, "grade exports are not available yet")
+	return r.Office.ExportGrades(ctx, examID, string(format), coefficient)
 }
 
 // UnidentifiedCopies is the resolver for the unidentifiedCopies field.

@@ -22,7 +22,7 @@ import (
 	"github.com/korrigo/korrigo/server/servertest"
 )
 
-const testdata = "../../shared/testdata/"
+const testdata = "../testdata/"
 
 func readTestdata(t testing.TB, name string) []byte {
 	t.Helper()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 
 	"entgo.io/ent/dialect/sql"
@@ -52,6 +53,9 @@ func (s *Service) IdentifyCopy(ctx context.Context, copyID, studentID string) (*
 			return err
 		}
 		from = before.Status
+		if !slices.Contains(identifiable, before.Status) {
+			return copyError(ctx, tx, copyID, "only STAGING or READY copies can be identified")
+		}
 		if _, err := tx.Student.Get(system(ctx), studentID); err != nil {
 			if ent.IsNotFound(err) {
 				return apperr.NotFoundf("student %s not found", studentID)
@@ -110,6 +114,9 @@ func (s *Service) UnidentifyCopy(ctx context.Context, copyID string) (*ent.ExamC
 		before, err := s.lockCopyRow(ctx, tx, copyID)
 		if err != nil {
 			return err
+		}
+		if !slices.Contains(identifiable, before.Status) {
+			return copyError(ctx, tx, copyID, "only STAGING or READY copies can be unidentified")
 		}
 		if before.StudentID == nil {
 			c = before
@@ -175,16 +182,15 @@ func (s *Service) SuggestStudents(ctx context.Context, copyID, query string) ([]
 	}
 	examID := c.ExamID
 	return q.Modify(func(sel *sql.Selector) {
-		// Taken = identified on another copy of this exam: ordered last.
+		// Taken = identified on another copy of this exam: ordered last. A
+		// student has at most one copy per exam, so the join adds no rows.
 		t := sql.Table(examcopy.Table).As("taken")
-		taken := sql.Select(t.C(examcopy.FieldID)).From(t).Where(sql.And(
-			sql.EQ(t.C(examcopy.FieldExamID), examID),
+		sel.LeftJoin(t).OnP(sql.And(
 			sql.ColumnsEQ(t.C(examcopy.FieldStudentID), sel.C(student.FieldID)),
+			sql.EQ(t.C(examcopy.FieldExamID), examID),
 			sql.NEQ(t.C(examcopy.FieldID), copyID),
 		))
-		sel.OrderExprFunc(func(b *sql.Builder) {
-			b.WriteString("CASE WHEN ").Join(sql.Exists(taken)).WriteString(" THEN 1 ELSE 0 END")
-		})
+		sel.OrderExpr(sql.Expr(t.C(examcopy.FieldID) + " IS NOT NULL"))
 		sel.OrderBy(sel.C(student.FieldLastName), sel.C(student.FieldFirstName), sel.C(student.FieldBirthDate))
 		sel.Limit(MaxSuggestions)
 	}).All(ctx)

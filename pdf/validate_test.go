@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-const testdata = "../../shared/testdata"
+const testdata = "../testdata"
 
 func readTestdata(t testing.TB, name string) []byte {
 	t.Helper()
