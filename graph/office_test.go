@@ -26,7 +26,7 @@ import (
 	"github.com/korrigo/korrigo/server/servertest"
 )
 
-const studentsCSV = "../../shared/testdata/students.csv"
+const studentsCSV = "../testdata/students.csv"
 
 const importStudentsQ = `mutation($file: Upload!){ importStudents(file: $file){ created updated unchanged errors { line field message } } }`
 
