@@ -494,3 +494,52 @@ func TestLoginLockoutBehindProxy(t *testing.T) {
 		}
 	}
 }
+
+func TestMetrics(t *testing.T) {
+	const token = "metrics-token-0123456789"
+	env := servertest.NewWithEnv(t, dbtest.Open(t, dialect.SQLite), map[string]string{
+		"KORRIGO_ENV": "production", "KORRIGO_METRICS_TOKEN": token,
+	})
+	teacher, tok := env.NewUser(user.RoleTEACHER, "Mona")
+	cp := env.NewCopy(env.NewExam(teacher), servertest.CopyOpts{Corrector: teacher})
+	env.As(tok).MustDo(`{ me { id } }`, nil, nil)
+	env.As(tok).Do(`{ exams(first: 1000) { totalCount } }`, nil)
+	if r := env.As(tok).Do(`mutation($c: ID!) { setAppreciation(copyId: $c, lockToken: "not-a-lease", text: "Bien") { id } }`,
+		map[string]any{"c": cp.ID}); len(r.Errors) != 1 || r.Errors[0].Code() != "LOCK_REQUIRED" {
+		t.Fatalf("setAppreciation without a lease: %+v", r.Errors)
+	}
+	raw(t, env, http.MethodGet, "/healthz", "", "", nil)
+
+	// Token-protected in production.
+	for _, h := range []http.Header{nil, {"Authorization": {"Bearer wrong"}}} {
+		if resp, _ := raw(t, env, http.MethodGet, "/metrics", "", "", h); resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("/metrics with %v: %d", h, resp.StatusCode)
+		}
+	}
+	resp, body := raw(t, env, http.MethodGet, "/metrics", "", "", http.Header{"Authorization": {"Bearer " + token}})
+	if resp.StatusCode != 200 {
+		t.Fatalf("/metrics: %d", resp.StatusCode)
+	}
+	for _, want := range []string{
+		`korrigo_http_requests_total{method="POST",route="/graphql",status="200"}`,
+		`korrigo_http_requests_total{method="GET",route="/healthz",status="200"}`,
+		`korrigo_http_request_duration_seconds_bucket{method="POST",route="/graphql",le="1"}`,
+		`korrigo_graphql_operations_total{operation="me",outcome="ok",type="query"}`,
+		`korrigo_graphql_operations_total{operation="exams",outcome="QUERY_TOO_COMPLEX",type="query"}`,
+		`korrigo_graphql_operations_total{operation="login",outcome="ok",type="mutation"}`,
+		`korrigo_graphql_operations_total{operation="setAppreciation",outcome="LOCK_REQUIRED",type="mutation"}`,
+		`korrigo_graphql_operation_duration_seconds_count{operation="me",type="query"}`,
+		`korrigo_lock_conflicts_total{kind="LOCK_REQUIRED"} 1`,
+		`korrigo_websocket_connections 0`,
+		`korrigo_graphql_subscriptions 0`,
+		`go_sql_max_open_connections{db_name="korrigo"}`, // database pool
+		`go_goroutines`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if strings.Contains(body, "Mona") || strings.Contains(body, teacher.Email) {
+		t.Fatal("/metrics leaks personal data")
+	}
+}

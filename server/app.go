@@ -94,19 +94,23 @@ func NewAppWithDB(cfg Config, log *zap.Logger, d *db.DB) (*App, error) {
 func (a *App) routes() http.Handler {
 	mux := http.NewServeMux()
 	gql := NewGraphQLHandler(a.Services, a.Log.Named("graphql"), a.Config.Production())
-	gql.AddTransport(a.websocketTransport())
+	m := newMetrics(a.DB.SQL)
+	gql.AddTransport(m.websocket(a.websocketTransport()))
 	gql.Use(rateLimitExt{a.rate})
+	gql.AroundOperations(m.aroundOperations)
+	gql.AroundResponses(m.aroundResponses)
 	mux.Handle("/graphql", guardCSRF(withIdentity(a.Services.Auth, a.Config.Production(), a.Log,
 		withRateHeaders(guardUploads(limitBody(refuseBatches(gql)))))))
 	mux.Handle("GET "+filesign.Path, withIdentity(a.Services.Auth, a.Config.Production(), a.Log, a.files()))
 	mux.Handle("GET /graphiql", graphiql())
 	mux.Handle("GET /graphiql/", graphiql())
+	mux.Handle("GET /metrics", m.handler(a.Config.MetricsToken))
 	mux.HandleFunc("GET /healthz", healthz)
 	mux.Handle("GET /readyz", readyz(a.checks(), func(name string, err error) {
 		a.Log.Warn("readiness check failed", zap.String("check", name), zap.Error(err))
 	}))
 	return withSecurityHeaders(a.Config.Production(),
-		withClientIP(a.Config.TrustedProxies, withRequestID(withAccessLog(a.Log.Named("http"), mux))))
+		withClientIP(a.Config.TrustedProxies, withRequestID(withAccessLog(a.Log.Named("http"), m.instrument(mux)))))
 }
 
 // limitBody caps JSON request bodies; uploads get their own limit.

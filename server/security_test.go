@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"strings"
 	"testing"
+	"time"
 
 	"entgo.io/ent/dialect"
 
@@ -99,4 +101,55 @@ func TestRateLimitsSharedInRedis(t *testing.T) {
 	if s := send(b); s != http.StatusTooManyRequests {
 		t.Fatalf("4th request across replicas: status %d, want 429", s)
 	}
+}
+
+func TestMetricsWebSocket(t *testing.T) {
+	env := newInstance(t, dbtest.Open(t, dialect.SQLite), "", nil)
+	teacher, token := env.NewUser(user.RoleTEACHER, "Wendy")
+	ex := env.NewExam(teacher)
+	scrape := func() string {
+		resp, err := http.Get(env.Server.URL + "/metrics") // development: no token configured
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var b bytes.Buffer
+		_, _ = b.ReadFrom(resp.Body)
+		return b.String()
+	}
+	c := mustDial(t, env, dialOpts{})
+	c.init(bearer(token))
+	c.subscribe(`subscription($e: ID!) { copyLockChanged(examId: $e) { __typename } }`, map[string]any{"e": ex.ID})
+	deadline := time.Now().Add(wsWait)
+	for {
+		m := scrape()
+		if strings.Contains(m, "korrigo_websocket_connections 1") && strings.Contains(m, "korrigo_graphql_subscriptions 1") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("gauges after one socket and one subscription:\n%s", grepLines(m, "korrigo_"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	_ = c.ws.Close()
+	for {
+		m := scrape()
+		if strings.Contains(m, "korrigo_websocket_connections 0") && strings.Contains(m, "korrigo_graphql_subscriptions 0") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("gauges after the socket closed:\n%s", grepLines(m, "korrigo_"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func grepLines(s, prefix string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.HasPrefix(l, prefix) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
