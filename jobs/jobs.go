@@ -107,6 +107,8 @@ type Service struct {
 	cfg    Config
 	log    *zap.Logger
 	client *river.Client[*sql.Tx]
+	// exporter builds EXPORT_GRADES files (office); nil fails those jobs.
+	exporter Exporter
 
 	startMu sync.Mutex
 	started bool
@@ -163,6 +165,7 @@ func (s *Service) build() error {
 	river.AddWorker(workers, &importWorker{s: s})
 	river.AddWorker(workers, &finalizeWorker{s: s})
 	river.AddWorker(workers, &sweepWorker{s: s})
+	river.AddWorker(workers, &exportWorker{s: s})
 	rc := &river.Config{
 		Logger:               slog.New(slog.NewTextHandler(zapWriter{cfg.Logger.Named("river")}, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		Workers:              workers,

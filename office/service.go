@@ -37,15 +37,14 @@ type Auditor interface {
 
 // Audit-trail actions: GradingEvent.action for copies, AuditLog.action for the rest.
 const (
-	ActionIdentify         = "IDENTIFY"
-	ActionUnidentify       = "UNIDENTIFY"
-	ActionDispatch         = "DISPATCH"
-	ActionReassign         = "REASSIGN"
-	AuditStudentsImported  = "STUDENTS_IMPORTED"
-	AuditResultsReleased   = "RESULTS_RELEASED"
-	AuditResultsWithdrawn  = "RESULTS_WITHDRAWN"
-	AuditGradesExported    = "GRADES_EXPORTED"
-	AuditGradesExportAsked = "GRADES_EXPORT_REQUESTED"
+	ActionIdentify        = "IDENTIFY"
+	ActionUnidentify      = "UNIDENTIFY"
+	ActionDispatch        = "DISPATCH"
+	ActionReassign        = "REASSIGN"
+	AuditStudentsImported = "STUDENTS_IMPORTED"
+	AuditResultsReleased  = "RESULTS_RELEASED"
+	AuditResultsWithdrawn = "RESULTS_WITHDRAWN"
+	AuditGradesExported   = "GRADES_EXPORTED"
 )
 
 // Service is the exam office. It is safe for concurrent use.
@@ -54,6 +53,7 @@ type Service struct {
 	log   *zap.Logger
 	pub   grading.Publisher
 	audit Auditor
+	jobs  JobEnqueuer
 	now   func() time.Time
 }
 
