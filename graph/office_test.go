@@ -837,3 +837,34 @@ func TestExportGradesJob(t *testing.T) {
 		}
 	})
 }
+
+// Two copies of one exam identified as the same student at the same time:
+// exactly one wins, on both databases.
+func TestConcurrentIdentifySameStudent(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		env := servertest.New(t, d)
+		admin := env.As(env.Admin())
+		for round := range 10 {
+			ex := env.NewExam()
+			st := env.NewStudent(nil)
+			copies := []*ent.ExamCopy{env.NewCopy(ex, servertest.CopyOpts{}), env.NewCopy(ex, servertest.CopyOpts{})}
+			var (
+				wg    sync.WaitGroup
+				codes [2]string
+			)
+			for i := range 2 {
+				wg.Go(func() {
+					r := admin.Do(identifyQ, map[string]any{"c": copies[i].ID, "s": st.ID})
+					if len(r.Errors) > 0 {
+						codes[i] = r.Errors[0].Code()
+					}
+				})
+			}
+			wg.Wait()
+			n, _ := env.DB.Client.ExamCopy.Query().Where(examcopy.ExamID(ex.ID), examcopy.StudentID(st.ID)).Count(env.Ctx())
+			if n != 1 || (codes[0] == "") == (codes[1] == "") || codes[0]+codes[1] != "BAD_USER_INPUT" {
+				t.Fatalf("round %d: %d copies identified, codes %q", round, n, codes)
+			}
+		}
+	})
+}

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"entgo.io/ent/dialect"
 	"entgo.io/ent/dialect/sql"
 
 	"github.com/korrigo/korrigo/apperr"
@@ -56,7 +57,15 @@ func (s *Service) IdentifyCopy(ctx context.Context, copyID, studentID string) (*
 		if !slices.Contains(identifiable, before.Status) {
 			return copyError(ctx, tx, copyID, "only STAGING or READY copies can be identified")
 		}
-		if _, err := tx.Student.Get(system(ctx), studentID); err != nil {
+		// Locking the student's row serializes identifications of one student,
+		// so the "one copy per exam" check below cannot race (PostgreSQL; SQLite
+		// serializes writers anyway). NO KEY UPDATE: the copy's foreign key
+		// only takes KEY SHARE on it.
+		sq := tx.Student.Query().Where(student.ID(studentID))
+		if s.db.Dialect == dialect.Postgres {
+			sq.Modify(func(sel *sql.Selector) { sel.For(sql.LockNoKeyUpdate) })
+		}
+		if _, err := sq.Only(system(ctx)); err != nil {
 			if ent.IsNotFound(err) {
 				return apperr.NotFoundf("student %s not found", studentID)
 			}
