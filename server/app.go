@@ -77,7 +77,7 @@ func NewAppWithDB(cfg Config, log *zap.Logger, d *db.DB) (*App, error) {
 		Exams:    exams.NewService(d.Client, log.Named("exams")),
 		Grading:  grading.NewService(d, log.Named("grading"), realtime.NewPublisher(broker, log.Named("realtime")), grading.WithJobEnqueuer(js)),
 		Jobs:     js,
-		Files:    filesign.New(os.Getenv("KORRIGO_FILE_URL_SECRET"), 0),
+		Files:    filesign.New(cfg.FileURLSecret, 0),
 		Realtime: realtime.NewService(d.Client, broker, log.Named("realtime")),
 		Logger:   log,
 	}

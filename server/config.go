@@ -1,6 +1,8 @@
 package server
 
 import (
+	"github.com/korrigo/korrigo/jobs"
+
 	"errors"
 	"fmt"
 	"net/netip"
@@ -27,6 +29,16 @@ type Config struct {
 	// Replicas is how many serve processes share the database (for the safety check).
 	Replicas        int
 	ShutdownTimeout time.Duration
+	// FileURLSecret signs file URLs (KORRIGO_FILE_URL_SECRET); random per process when empty.
+	FileURLSecret string
+	// PDFTimeout and PDFMemoryLimitMB bound each PDF subprocess (0: the runner's defaults).
+	PDFTimeout       time.Duration
+	PDFMemoryLimitMB int
+	// ServeWorkers run jobs inside `serve` (KORRIGO_SERVE_WORKERS; 0: only `korrigo worker`
+	// processes run jobs); Workers is the pool of `korrigo worker` (KORRIGO_WORKERS).
+	ServeWorkers, Workers int
+	// WSInitTimeout and WSPingInterval: WebSocket connection_init deadline and ping period.
+	WSInitTimeout, WSPingInterval time.Duration
 	// RateLimits are the per-IP, per-user and per-operation rates (ratelimit.go).
 	RateLimits RateLimits
 	// TrustedProxies may set X-Forwarded-For (KORRIGO_TRUSTED_PROXIES).
@@ -70,6 +82,35 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	}
 	if c.ShutdownTimeout, err = time.ParseDuration(get("KORRIGO_SHUTDOWN_TIMEOUT", "30s")); err != nil {
 		return c, fmt.Errorf("config: KORRIGO_SHUTDOWN_TIMEOUT: %w", err)
+	}
+	c.FileURLSecret = getenv("KORRIGO_FILE_URL_SECRET")
+	durations := []struct {
+		key string
+		def time.Duration
+		dst *time.Duration
+	}{
+		{"KORRIGO_PDF_TIMEOUT", 0, &c.PDFTimeout},
+		{"KORRIGO_WS_INIT_TIMEOUT", DefaultWSInitTimeout, &c.WSInitTimeout},
+		{"KORRIGO_WS_PING_INTERVAL", DefaultWSPingInterval, &c.WSPingInterval},
+	}
+	for _, d := range durations {
+		if *d.dst, err = durationVar(get, d.key, d.def); err != nil {
+			return c, err
+		}
+	}
+	counts := []struct {
+		key string
+		def int
+		dst *int
+	}{
+		{"KORRIGO_PDF_MEMORY_LIMIT_MB", 0, &c.PDFMemoryLimitMB},
+		{"KORRIGO_SERVE_WORKERS", jobs.DefaultWorkers, &c.ServeWorkers},
+		{"KORRIGO_WORKERS", jobs.DefaultWorkers, &c.Workers},
+	}
+	for _, n := range counts {
+		if *n.dst, err = countVar(get, n.key, n.def); err != nil {
+			return c, err
+		}
 	}
 	if c.RateLimits, c.TrustedProxies, err = loadRateLimits(get); err != nil {
 		return c, fmt.Errorf("config: %w", err)
@@ -118,4 +159,30 @@ func (c Config) Validate() error {
 		return fmt.Errorf("config: %w", errors.Join(errs...))
 	}
 	return nil
+}
+
+// durationVar parses a positive duration setting (absent: def).
+func durationVar(get func(k, def string) string, key string, def time.Duration) (time.Duration, error) {
+	v := get(key, "")
+	if v == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("config: %s must be a positive duration such as 30s, got %q", key, v)
+	}
+	return d, nil
+}
+
+// countVar parses a non-negative integer setting (absent: def).
+func countVar(get func(k, def string) string, key string, def int) (int, error) {
+	v := get(key, "")
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("config: %s must be a non-negative integer, got %q", key, v)
+	}
+	return n, nil
 }

@@ -48,3 +48,20 @@ func TestProductionRefusesUnsafeConfig(t *testing.T) {
 		}
 	}
 }
+
+func TestConfigRefusesMalformedTunables(t *testing.T) {
+	for key, value := range map[string]string{
+		"KORRIGO_PDF_TIMEOUT":         "sixty",
+		"KORRIGO_WS_INIT_TIMEOUT":     "-1s",
+		"KORRIGO_PDF_MEMORY_LIMIT_MB": "-5",
+		"KORRIGO_SERVE_WORKERS":       "two",
+	} {
+		if _, err := LoadConfig(env(map[string]string{key: value})); err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("%s=%q: err = %v", key, value, err)
+		}
+	}
+	c, err := LoadConfig(env(map[string]string{"KORRIGO_SERVE_WORKERS": "0", "KORRIGO_WS_INIT_TIMEOUT": "300ms"}))
+	if err != nil || c.ServeWorkers != 0 || c.WSInitTimeout.String() != "300ms" {
+		t.Fatalf("config = %+v, %v", c, err)
+	}
+}

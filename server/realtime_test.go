@@ -273,9 +273,9 @@ func TestRealtimeJobProgress(t *testing.T) {
 // Close codes of graphql-ws PROTOCOL.md, through the real server and its
 // middleware (wsgorilla does the work; this pins that the wiring keeps it).
 func TestWebsocketCloseCodes(t *testing.T) {
-	t.Setenv("KORRIGO_WS_INIT_TIMEOUT", "300ms")
 	d := dbtest.Open(t, dialect.SQLite)
-	e := newInstance(t, d, "", map[string]string{"KORRIGO_ALLOWED_ORIGINS": "https://spa.school.example"})
+	e := newInstance(t, d, "", map[string]string{
+		"KORRIGO_ALLOWED_ORIGINS": "https://spa.school.example", "KORRIGO_WS_INIT_TIMEOUT": "300ms"})
 	teacher, token := e.NewUser(user.RoleTEACHER, "Marie")
 	ex := e.NewExam(teacher)
 	vars := map[string]any{"e": ex.ID}

@@ -8,10 +8,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync/atomic"
-	"time"
 
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"go.uber.org/zap"
@@ -128,17 +126,11 @@ func (g *guardedWriter) Write(b []byte) (int, error) {
 }
 
 // pdfRunner is the isolated PDF subprocess runner: this binary's `pdf`
-// command, with KORRIGO_PDF_TIMEOUT (default 60s) and
-// KORRIGO_PDF_MEMORY_LIMIT_MB (default 1024) limits.
-func pdfRunner(log *zap.Logger, dataDir string) *pdf.Runner {
-	r := &pdf.Runner{Logger: log.Named("pdf")}
-	if d, err := time.ParseDuration(os.Getenv("KORRIGO_PDF_TIMEOUT")); err == nil && d > 0 {
-		r.Timeout = d
-	}
-	if mb, err := strconv.Atoi(os.Getenv("KORRIGO_PDF_MEMORY_LIMIT_MB")); err == nil && mb > 0 {
-		r.MemoryLimit = int64(mb) << 20
-	}
-	tmp := filepath.Join(dataDir, "tmp")
+// command, with the configured time and memory limits (KORRIGO_PDF_TIMEOUT,
+// default 60s; KORRIGO_PDF_MEMORY_LIMIT_MB, default 1024).
+func pdfRunner(log *zap.Logger, cfg Config) *pdf.Runner {
+	r := &pdf.Runner{Logger: log.Named("pdf"), Timeout: cfg.PDFTimeout, MemoryLimit: int64(cfg.PDFMemoryLimitMB) << 20}
+	tmp := filepath.Join(cfg.DataDir, "tmp")
 	if os.MkdirAll(tmp, 0o750) == nil {
 		r.TempDir = tmp
 	}
@@ -146,34 +138,21 @@ func pdfRunner(log *zap.Logger, dataDir string) *pdf.Runner {
 }
 
 // newJobs builds the job service: blob store under KORRIGO_DATA_DIR/blobs, PDF
-// runner, River client. Workers run inside serve unless
-// KORRIGO_SERVE_WORKERS=0 (then only `korrigo worker` processes run jobs).
+// runner, River client, with cfg.ServeWorkers workers in this process.
 func newJobs(cfg Config, log *zap.Logger, d *db.DB, progress jobs.ProgressPublisher) (*jobs.Service, error) {
 	store, err := storage.New(filepath.Join(cfg.DataDir, "blobs"))
 	if err != nil {
 		return nil, err
 	}
-	workers := jobs.DefaultWorkers
-	if n, err := strconv.Atoi(os.Getenv("KORRIGO_SERVE_WORKERS")); err == nil && n >= 0 {
-		workers = n
-	}
-	return jobs.New(jobs.Config{DB: d, Store: store, Runner: pdfRunner(log, cfg.DataDir),
-		Logger: log.Named("jobs"), Progress: progress, Workers: workers})
+	return jobs.New(jobs.Config{DB: d, Store: store, Runner: pdfRunner(log, cfg),
+		Logger: log.Named("jobs"), Progress: progress, Workers: cfg.ServeWorkers})
 }
 
-// NewWorker wires what `korrigo worker` and `korrigo recover` need: the
-// database, grading and the job service with workers (KORRIGO_WORKERS,
-// default 2), and no HTTP server.
+// NewWorker wires what `korrigo worker` needs: the database, grading and the
+// job service with cfg.Workers workers, and no HTTP server.
 func NewWorker(ctx context.Context, cfg Config, log *zap.Logger) (*App, error) {
-	os.Setenv("KORRIGO_SERVE_WORKERS", cmpEnv("KORRIGO_WORKERS", strconv.Itoa(jobs.DefaultWorkers)))
+	cfg.ServeWorkers = cfg.Workers
 	return NewApp(ctx, cfg, log)
-}
-
-func cmpEnv(k, def string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
-	}
-	return def
 }
 
 // RunJobs runs the job workers until ctx ends, then stops them gracefully

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 
@@ -27,27 +26,6 @@ const (
 	wsReadLimit = 64 << 10
 )
 
-type wsSettings struct {
-	initTimeout, pingInterval time.Duration
-}
-
-func wsSettingsFromEnv(log *zap.Logger) wsSettings {
-	s := wsSettings{initTimeout: DefaultWSInitTimeout, pingInterval: DefaultWSPingInterval}
-	for name, dst := range map[string]*time.Duration{
-		"KORRIGO_WS_INIT_TIMEOUT": &s.initTimeout, "KORRIGO_WS_PING_INTERVAL": &s.pingInterval,
-	} {
-		if v := strings.TrimSpace(os.Getenv(name)); v != "" {
-			d, err := time.ParseDuration(v)
-			if err != nil || d <= 0 {
-				log.Warn("ignoring invalid duration", zap.String("variable", name), zap.String("value", v))
-				continue
-			}
-			*dst = d
-		}
-	}
-	return s
-}
-
 // websocketTransport serves subscriptions over gorilla/websocket at /graphql:
 // both subprotocols, the graphql-ws close codes (wsgorilla), origin allow-list
 // from KORRIGO_ALLOWED_ORIGINS (same-origin otherwise), init timeout, server
@@ -55,13 +33,13 @@ func wsSettingsFromEnv(log *zap.Logger) wsSettings {
 // requests' base context, which closes every socket and ends every subscription.
 func (a *App) websocketTransport() transport.Websocket {
 	log := a.Log.Named("websocket")
-	s := wsSettingsFromEnv(log)
+	initTimeout, ping := a.Config.WSInitTimeout, a.Config.WSPingInterval
 	limit := int64(wsReadLimit)
 	return transport.Websocket{
 		Implementation: wsgorilla.New(wsgorilla.Options{
 			CheckOrigin: wsgorilla.AllowOrigins(a.Config.AllowedOrigins...),
 			ReadLimit:   wsReadLimit,
-			InitTimeout: s.initTimeout,
+			InitTimeout: initTimeout,
 			OnProtocolClose: func(r *http.Request, code int, reason string) {
 				log.Info("websocket closed for a protocol violation", zap.Int("code", code), zap.String("reason", reason),
 					zap.String("request_id", httpctx.RequestID(r.Context())))
@@ -69,9 +47,9 @@ func (a *App) websocketTransport() transport.Websocket {
 		}),
 		InitFunc: websocketInit(a.Services.Auth, log),
 		// The adapter owns the init timer (4408); gqlgen's is a later backstop.
-		InitTimeout:           s.initTimeout + 5*time.Second,
-		KeepAlivePingInterval: s.pingInterval, // graphql-ws (legacy)
-		PingPongInterval:      s.pingInterval, // graphql-transport-ws; drops a peer silent for 2 intervals
+		InitTimeout:           initTimeout + 5*time.Second,
+		KeepAlivePingInterval: ping, // graphql-ws (legacy)
+		PingPongInterval:      ping, // graphql-transport-ws; drops a peer silent for 2 intervals
 		PayloadReadLimit:      &limit,
 		ErrorFunc: func(ctx context.Context, err error) {
 			log.Debug("websocket error", zap.Error(err), zap.String("request_id", httpctx.RequestID(ctx)))

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/korrigo/korrigo/jobs"
@@ -44,7 +43,7 @@ func recoverCmd(ctx context.Context, args []string) error {
 		return err
 	}
 	defer func() { _ = log.Sync() }()
-	os.Setenv("KORRIGO_SERVE_WORKERS", "0")
+	cfg.ServeWorkers = 0 // recover must not race live workers of its own
 	app, err := server.NewApp(ctx, cfg, log)
 	if err != nil {
 		return err
