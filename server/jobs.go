@@ -1,0 +1,56 @@
+package server
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+
+	"go.uber.org/zap"
+
+	"github.com/korrigo/korrigo/db"
+	"github.com/korrigo/korrigo/jobs"
+	"github.com/korrigo/korrigo/pdf"
+	"github.com/korrigo/korrigo/storage"
+)
+
+// pdfRunner is the isolated PDF subprocess runner: this binary's `pdf`
+// command, with the configured time and memory limits (KORRIGO_PDF_TIMEOUT,
+// default 60s; KORRIGO_PDF_MEMORY_LIMIT_MB, default 1024).
+func pdfRunner(log *zap.Logger, cfg Config) *pdf.Runner {
+	r := &pdf.Runner{Logger: log.Named("pdf"), Timeout: cfg.PDFTimeout, MemoryLimit: int64(cfg.PDFMemoryLimitMB) << 20}
+	tmp := filepath.Join(cfg.DataDir, "tmp")
+	if os.MkdirAll(tmp, 0o750) == nil {
+		r.TempDir = tmp
+	}
+	return r
+}
+
+// newJobs builds the job service: blob store under KORRIGO_DATA_DIR/blobs, PDF
+// runner, River client, with cfg.ServeWorkers workers in this process.
+func newJobs(cfg Config, log *zap.Logger, d *db.DB, progress jobs.ProgressPublisher) (*jobs.Service, error) {
+	store, err := storage.New(filepath.Join(cfg.DataDir, "blobs"))
+	if err != nil {
+		return nil, err
+	}
+	return jobs.New(jobs.Config{DB: d, Store: store, Runner: pdfRunner(log, cfg),
+		Logger: log.Named("jobs"), Progress: progress, Workers: cfg.ServeWorkers})
+}
+
+// NewWorker wires what `korrigo worker` needs: the database, grading and the
+// job service with cfg.Workers workers, and no HTTP server.
+func NewWorker(ctx context.Context, cfg Config, log *zap.Logger) (*App, error) {
+	cfg.ServeWorkers = cfg.Workers
+	return NewApp(ctx, cfg, log)
+}
+
+// RunJobs runs the job workers until ctx ends, then stops them gracefully
+// (running jobs may finish within the shutdown budget).
+func (a *App) RunJobs(ctx context.Context) error {
+	if err := a.Services.Jobs.Start(context.WithoutCancel(ctx)); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	stop, cancel := context.WithTimeout(context.Background(), a.Config.ShutdownTimeout)
+	defer cancel()
+	return a.Services.Jobs.Stop(stop)
+}
