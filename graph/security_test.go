@@ -473,10 +473,13 @@ func TestLoginLockoutBehindProxy(t *testing.T) {
 				t.Fatalf("failure %d: %+v", i+1, r.Errors)
 			}
 		}
-		// The 6th attempt is refused even with the right password.
-		_, r := post(t, env, "", "203.0.113.7", login, map[string]any{"e": a.Email, "p": servertest.Password})
+		// The 6th attempt is refused even with the right password, as an HTTP 429.
+		resp, r := post(t, env, "", "203.0.113.7", login, map[string]any{"e": a.Email, "p": servertest.Password})
 		if len(r.Errors) != 1 || r.Errors[0].Code() != "RATE_LIMITED" || r.Errors[0].Extensions["retryAfter"] == nil {
 			t.Fatalf("trusted=%v: 6th login: %+v", trusted, r.Errors)
+		}
+		if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != fmt.Sprint(r.Errors[0].Extensions["retryAfter"]) {
+			t.Fatalf("trusted=%v: locked-out login answered %d, Retry-After %q", trusted, resp.StatusCode, resp.Header.Get("Retry-After"))
 		}
 		// Another account behind the same proxy signs in.
 		if _, r := post(t, env, "", "203.0.113.7", login, map[string]any{"e": b.Email, "p": servertest.Password}); len(r.Errors) != 0 {

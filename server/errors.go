@@ -61,6 +61,9 @@ func errorPresenter(log *zap.Logger) graphql.ErrorPresenterFunc {
 			gqlErr.Extensions = map[string]any{"code": string(apperr.InternalError), "requestId": reqID}
 			return gqlErr
 		}
+		if retry, ok := typed.Extensions["retryAfter"].(int); ok && typed.Code == apperr.RateLimited {
+			markLimited(ctx, int64(retry))
+		}
 		gqlErr.Message = typed.Message
 		ext := map[string]any{"code": string(typed.Code)}
 		for k, v := range typed.Extensions {

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -193,8 +194,23 @@ func newRateLimiter(cfg Config, log *zap.Logger) (*rateLimiter, error) {
 // send and whether the answer is 429.
 type httpRate struct {
 	websocket bool
+	mu        sync.Mutex // markLimited may run from the error presenter of concurrent fields
 	limited   bool
 	header    http.Header
+}
+
+// markLimited turns the HTTP response to a refused operation into a 429 with
+// Retry-After, whoever refused it: the limiter below, or the login lockout (a
+// typed RATE_LIMITED from the auth service, seen by the error presenter).
+func markLimited(ctx context.Context, retryAfter int64) {
+	st, _ := ctx.Value(httpRateKey{}).(*httpRate)
+	if st == nil || st.websocket {
+		return
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.limited = true
+	st.header.Set("Retry-After", strconv.FormatInt(retryAfter, 10))
 }
 
 type httpRateKey struct{}
@@ -325,10 +341,7 @@ func (e rateLimitExt) charge(ctx context.Context, l *limiter.Limiter, key string
 	if !c.Reached {
 		return nil
 	}
-	if st != nil && !st.websocket {
-		st.limited = true
-		st.header.Set("Retry-After", strconv.FormatInt(retry, 10))
-	}
+	markLimited(ctx, retry)
 	return &gqlerror.Error{
 		Message:    fmt.Sprintf("too many requests; try again in %d seconds", retry),
 		Extensions: map[string]any{"code": string(apperr.RateLimited), "retryAfter": retry},
