@@ -115,32 +115,40 @@ func (s *Service) subscribe(ctx context.Context, topic string) (*pubsub.Subscrip
 	return sub, nil
 }
 
-// ---- copyLockChanged -------------------------------------------------------------
+// examStream is one exam subscription: snapshot reads the current state and the
+// stamps deltas are ordered against; delta turns a notification into an event
+// (nil: drop it; stop: end the stream).
+type examStream[E, S any] struct {
+	name     string
+	topic    string
+	snapshot func(ctx context.Context, examID string) (*E, S, error)
+	delta    func(ctx context.Context, examID string, m pubsub.Message, state S) (ev *E, stop bool)
+}
 
-// CopyLockChanged streams the leases of an exam's copies: a SNAPSHOT of the live
-// leases first, then one event per change. Teachers correcting the exam see
-// every copy's lease holder (not the copies' content), as the CopyLock query
-// rule allows.
-func (s *Service) CopyLockChanged(ctx context.Context, examID string) (<-chan *CopyLockEvent, error) {
+// openStream authorizes, subscribes before reading (nothing committed after the
+// snapshot can be missed), reads the snapshot and starts the stream.
+func openStream[E, S any](ctx context.Context, s *Service, examID string, st examStream[E, S]) (<-chan *E, error) {
 	if err := s.authorizeExam(ctx, examID); err != nil {
 		return nil, err
 	}
-	sub, err := s.subscribe(ctx, examLocksTopic(examID))
+	sub, err := s.subscribe(ctx, st.topic)
 	if err != nil {
 		return nil, err
 	}
-	snap, stamps, err := s.lockSnapshot(ctx, examID)
+	snap, state, err := st.snapshot(ctx, examID)
 	if err != nil {
 		sub.Close()
 		return nil, err
 	}
-	out := make(chan *CopyLockEvent, 1)
-	go s.runLocks(ctx, examID, sub, snap, stamps, out)
+	out := make(chan *E, 1)
+	go runStream(ctx, s, examID, st, sub, snap, state, out)
 	return out, nil
 }
 
-func (s *Service) runLocks(ctx context.Context, examID string, sub *pubsub.Subscription,
-	snap *CopyLockEvent, stamps map[string]time.Time, out chan<- *CopyLockEvent) {
+// runStream sends the snapshot, then the deltas; a Resync (messages may have
+// been lost) re-authorizes and sends a fresh snapshot. It owns and closes out.
+func runStream[E, S any](ctx context.Context, s *Service, examID string, st examStream[E, S],
+	sub *pubsub.Subscription, snap *E, state S, out chan<- *E) {
 	defer close(out)
 	defer sub.Close()
 	if !send(ctx, out, snap) {
@@ -160,10 +168,10 @@ func (s *Service) runLocks(ctx context.Context, examID string, sub *pubsub.Subsc
 		if m.Resync {
 			var err error
 			if err = s.authorizeExam(ctx, examID); err == nil {
-				snap, stamps, err = s.lockSnapshot(ctx, examID)
+				snap, state, err = st.snapshot(ctx, examID)
 			}
 			if err != nil {
-				s.endOnError(ctx, "copyLockChanged", err)
+				s.endOnError(ctx, st.name, err)
 				return
 			}
 			if !send(ctx, out, snap) {
@@ -171,24 +179,44 @@ func (s *Service) runLocks(ctx context.Context, examID string, sub *pubsub.Subsc
 			}
 			continue
 		}
-		var lm lockMessage
-		if err := json.Unmarshal(m.Payload, &lm); err != nil || lm.ExamID != examID {
-			s.log.Warn("realtime: undecodable lock event dropped", zap.String("topic", m.Topic), zap.Error(err))
-			continue
+		ev, stop := st.delta(ctx, examID, m, state)
+		if stop {
+			return
 		}
-		// Ordered against the snapshot only: a notification whose change the
-		// snapshot already shows (it committed before the read) is dropped.
-		// Later notifications arrive in publish order, which is commit order.
-		if at, ok := stamps[lm.CopyID]; ok && !lm.At.After(at) {
-			continue
-		}
-		copyID := lm.CopyID
-		ev := &CopyLockEvent{Kind: lm.Kind, ExamID: examID, CopyID: &copyID,
-			Owner: &LockHolder{ID: lm.OwnerID, Name: lm.OwnerName}, ExpiresAt: lm.ExpiresAt, At: lm.At}
-		if !send(ctx, out, ev) {
+		if ev != nil && !send(ctx, out, ev) {
 			return
 		}
 	}
+}
+
+// ---- copyLockChanged -------------------------------------------------------------
+
+// CopyLockChanged streams the leases of an exam's copies: a SNAPSHOT of the live
+// leases first, then one event per change. Teachers correcting the exam see
+// every copy's lease holder (not the copies' content), as the CopyLock query
+// rule allows.
+func (s *Service) CopyLockChanged(ctx context.Context, examID string) (<-chan *CopyLockEvent, error) {
+	return openStream(ctx, s, examID, examStream[CopyLockEvent, map[string]time.Time]{
+		name: "copyLockChanged", topic: examLocksTopic(examID), snapshot: s.lockSnapshot, delta: s.lockDelta,
+	})
+}
+
+// lockDelta turns a lock notification into an event, or nil to drop it.
+func (s *Service) lockDelta(_ context.Context, examID string, m pubsub.Message, stamps map[string]time.Time) (*CopyLockEvent, bool) {
+	var lm lockMessage
+	if err := json.Unmarshal(m.Payload, &lm); err != nil || lm.ExamID != examID {
+		s.log.Warn("realtime: undecodable lock event dropped", zap.String("topic", m.Topic), zap.Error(err))
+		return nil, false
+	}
+	// Ordered against the snapshot only: a notification whose change the
+	// snapshot already shows (it committed before the read) is dropped.
+	// Later notifications arrive in publish order, which is commit order.
+	if at, ok := stamps[lm.CopyID]; ok && !lm.At.After(at) {
+		return nil, false
+	}
+	copyID := lm.CopyID
+	return &CopyLockEvent{Kind: lm.Kind, ExamID: examID, CopyID: &copyID,
+		Owner: &LockHolder{ID: lm.OwnerID, Name: lm.OwnerName}, ExpiresAt: lm.ExpiresAt, At: lm.At}, false
 }
 
 // lockSnapshot reads the exam's live leases, and for every copy the commit time
@@ -244,89 +272,44 @@ func (s *Service) lockSnapshot(ctx context.Context, examID string) (*CopyLockEve
 // (a teacher: the copies assigned to them): a SNAPSHOT first, then one event per
 // transition, ordered by the copy's version.
 func (s *Service) CopyStatusChanged(ctx context.Context, examID string) (<-chan *CopyStatusEvent, error) {
-	if err := s.authorizeExam(ctx, examID); err != nil {
-		return nil, err
-	}
-	sub, err := s.subscribe(ctx, examStatusTopic(examID))
-	if err != nil {
-		return nil, err
-	}
-	snap, versions, err := s.statusSnapshot(ctx, examID)
-	if err != nil {
-		sub.Close()
-		return nil, err
-	}
-	out := make(chan *CopyStatusEvent, 1)
-	go s.runStatuses(ctx, examID, sub, snap, versions, out)
-	return out, nil
+	return openStream(ctx, s, examID, examStream[CopyStatusEvent, map[string]int]{
+		name: "copyStatusChanged", topic: examStatusTopic(examID), snapshot: s.statusSnapshot, delta: s.statusDelta,
+	})
 }
 
-func (s *Service) runStatuses(ctx context.Context, examID string, sub *pubsub.Subscription,
-	snap *CopyStatusEvent, versions map[string]int, out chan<- *CopyStatusEvent) {
-	defer close(out)
-	defer sub.Close()
-	if !send(ctx, out, snap) {
-		return
+// statusDelta turns a status notification into an event, or nil to drop it;
+// stop ends the stream (the request is gone).
+func (s *Service) statusDelta(ctx context.Context, examID string, m pubsub.Message, versions map[string]int) (*CopyStatusEvent, bool) {
+	var sm statusMessage
+	if err := json.Unmarshal(m.Payload, &sm); err != nil || sm.ExamID != examID {
+		s.log.Warn("realtime: undecodable status event dropped", zap.String("topic", m.Topic), zap.Error(err))
+		return nil, false
 	}
-	admin := viewer.FromContext(ctx).IsAdmin()
-	for {
-		var m pubsub.Message
-		select {
-		case <-ctx.Done():
-			return
-		case msg, ok := <-sub.C():
-			if !ok {
-				return
+	if sm.Version <= versions[sm.CopyID] {
+		return nil, false // the snapshot or an earlier event already showed it
+	}
+	if !viewer.FromContext(ctx).IsAdmin() {
+		// Same rule as the queries, checked now: assignments change.
+		visible, err := s.client.ExamCopy.Query().Where(examcopy.ID(sm.CopyID)).Exist(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, true
 			}
-			m = msg
+			s.log.Warn("realtime: visibility check failed; event dropped", zap.Error(err))
+			return nil, false
 		}
-		if m.Resync {
-			var err error
-			if err = s.authorizeExam(ctx, examID); err == nil {
-				snap, versions, err = s.statusSnapshot(ctx, examID)
-			}
-			if err != nil {
-				s.endOnError(ctx, "copyStatusChanged", err)
-				return
-			}
-			if !send(ctx, out, snap) {
-				return
-			}
-			continue
-		}
-		var sm statusMessage
-		if err := json.Unmarshal(m.Payload, &sm); err != nil || sm.ExamID != examID {
-			s.log.Warn("realtime: undecodable status event dropped", zap.String("topic", m.Topic), zap.Error(err))
-			continue
-		}
-		if sm.Version <= versions[sm.CopyID] {
-			continue // the snapshot or an earlier event already showed it
-		}
-		if !admin {
-			// Same rule as the queries, checked now: assignments change.
-			visible, err := s.client.ExamCopy.Query().Where(examcopy.ID(sm.CopyID)).Exist(ctx)
-			if err != nil {
-				if ctx.Err() != nil {
-					return
-				}
-				s.log.Warn("realtime: visibility check failed; event dropped", zap.Error(err))
-				continue
-			}
-			if !visible {
-				continue
-			}
-		}
-		versions[sm.CopyID] = sm.Version
-		copyID, status, from, version := sm.CopyID, sm.Status, sm.From, sm.Version
-		ev := &CopyStatusEvent{Kind: StatusChanged, ExamID: examID, CopyID: &copyID, Status: &status,
-			Version: &version, At: sm.At}
-		if from != "" {
-			ev.PreviousStatus = &from
-		}
-		if !send(ctx, out, ev) {
-			return
+		if !visible {
+			return nil, false
 		}
 	}
+	versions[sm.CopyID] = sm.Version
+	copyID, status, from, version := sm.CopyID, sm.Status, sm.From, sm.Version
+	ev := &CopyStatusEvent{Kind: StatusChanged, ExamID: examID, CopyID: &copyID, Status: &status,
+		Version: &version, At: sm.At}
+	if from != "" {
+		ev.PreviousStatus = &from
+	}
+	return ev, false
 }
 
 func (s *Service) statusSnapshot(ctx context.Context, examID string) (*CopyStatusEvent, map[string]int, error) {
