@@ -106,3 +106,9 @@ func LockRequiredf(format string, args ...any) *Error { return New(LockRequired,
 func Conflict(current int, format string, args ...any) *Error {
 	return New(VersionConflict, format, args...).With("currentVersion", current)
 }
+
+// PasswordChangeRequired refuses a session whose temporary password has not been
+// replaced yet (the contract has no code of its own for it).
+func PasswordChangeRequired() *Error {
+	return Forbiddenf("change your temporary password first").With("reason", "PASSWORD_CHANGE_REQUIRED")
+}

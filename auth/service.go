@@ -151,7 +151,7 @@ func requireAdmin(ctx context.Context) (*viewer.Viewer, error) {
 	return v, nil
 }
 
-var errMustChangePassword = apperr.Forbiddenf("change your temporary password first").With("reason", "PASSWORD_CHANGE_REQUIRED")
+var errMustChangePassword = apperr.PasswordChangeRequired()
 
 // truncate cuts s to at most n bytes without splitting a UTF-8 sequence, so
 // client-supplied strings fit their columns instead of failing validation.

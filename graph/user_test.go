@@ -100,3 +100,38 @@ func TestOnlyAdminsCreateUsers(t *testing.T) {
 		}
 	})
 }
+
+// A temporary password (resetUserPassword, or the generated first admin's) must be
+// replaced before the session can do anything but read itself and change it.
+func TestTemporaryPasswordMustBeChanged(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		env := servertest.New(t, d)
+		admin := env.As(env.Admin())
+		teacher, _ := env.NewUser(user.RoleTEACHER, "Lucie")
+		var reset struct {
+			ResetUserPassword struct{ Password string } `json:"resetUserPassword"`
+		}
+		admin.MustDo(`mutation($u: ID!){ resetUserPassword(userId: $u){ password } }`, map[string]any{"u": teacher.ID}, &reset)
+		as := env.As(env.Login(teacher.Email, reset.ResetUserPassword.Password))
+
+		var me struct {
+			Me struct{ MustChangePassword bool }
+		}
+		as.MustDo(`{ me { mustChangePassword } }`, nil, &me)
+		if !me.Me.MustChangePassword {
+			t.Fatal("a reset account is not flagged mustChangePassword")
+		}
+		for name, q := range map[string]string{
+			"query":    `{ exams { totalCount } }`,
+			"mutation": `mutation { createApiToken(input: {name: "x"}) { token } }`,
+		} {
+			r := as.Do(q, nil)
+			if code := env.ErrorCode(r); code != "FORBIDDEN" || r.Errors[0].Extensions["reason"] != "PASSWORD_CHANGE_REQUIRED" {
+				t.Fatalf("%s before the change: %s %v", name, code, r.Errors[0].Extensions)
+			}
+		}
+		as.MustDo(`mutation($c: String!){ changePassword(currentPassword: $c, newPassword: "une phrase de passe assez longue 42") }`,
+			map[string]any{"c": reset.ResetUserPassword.Password}, nil)
+		as.MustDo(`{ exams { totalCount } }`, nil, nil)
+	})
+}

@@ -44,5 +44,6 @@ func NewGraphQLHandler(services graph.Services, log *zap.Logger, production bool
 		return fmt.Errorf("panic: %v", p) // masked as INTERNAL_SERVER_ERROR by the presenter
 	})
 	srv.AroundResponses(normalizeCodes)
+	srv.AroundRootFields(requirePasswordChange)
 	return srv
 }
