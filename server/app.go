@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"time"
 
 	"go.uber.org/zap"
@@ -130,22 +129,13 @@ func limitBody(next http.Handler) http.Handler {
 func (a *App) checks() []Check {
 	checks := []Check{
 		{Name: "database", Run: a.DB.Ping},
-		{Name: "data_dir", Run: func(context.Context) error { return checkWritable(a.Config.DataDir) }},
+		// The blob store's temp dir under KORRIGO_DATA_DIR is where every file is written first.
+		{Name: "data_dir", Run: func(context.Context) error { return a.Services.Jobs.Store().CheckWritable() }},
 	}
 	if a.Config.RedisURL != "" {
 		checks = append(checks, Check{Name: "redis", Run: a.Broker.Ping})
 	}
 	return checks
-}
-
-// checkWritable creates and removes a probe file.
-func checkWritable(dir string) error {
-	f, err := os.CreateTemp(dir, ".readyz-*")
-	if err != nil {
-		return fmt.Errorf("data dir not writable: %w", err)
-	}
-	name := f.Name()
-	return errors.Join(f.Close(), os.Remove(filepath.Clean(name)))
 }
 
 // StartBackground runs the periodic work of a serve process (lease sweeper).
