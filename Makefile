@@ -5,7 +5,7 @@ GO ?= go
 PKGS := ./...
 TEST_FLAGS ?= -race -count=1 -timeout 40m
 
-.PHONY: run build test generate migration check check-generate check-migrations fmt vet bench bench-all clean
+.PHONY: run build test generate migration check check-generate check-migrations fmt vet bench bench-all load clean
 
 ## run: start the server on the embedded default (SQLite in ./data, in-memory broker)
 run:
@@ -49,6 +49,11 @@ check-migrations:
 ## bench: grading-desk benchmarks through the HTTP handler vs pgbench on the same SQL (needs PostgreSQL)
 bench:
 	bash tools/bench/run.sh
+
+## load: every load scenario against a server on a fresh PostgreSQL database + Redis, then on SQLite
+## (tools/loadtest; < 10 min; reports in loadtest-out/, see docs/PERFORMANCE.md). Not part of `make test`.
+load:
+	bash tools/loadtest/run.sh
 
 ## bench-all: every Go benchmark of the module
 bench-all:

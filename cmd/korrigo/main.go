@@ -103,6 +103,10 @@ func serve(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
+	if err := startPprof(ctx, cfg, log); err != nil {
+		_ = ln.Close()
+		return err
+	}
 	app.StartBackground(ctx)
 	return app.Serve(ctx, ln)
 }
