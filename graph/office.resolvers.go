@@ -27,6 +27,17 @@ func (r *examResolver) Statistics(ctx context.Context, obj *ent.Exam, onlyMine *
 	return r.Office.Statistics(ctx, obj.ID, onlyMine != nil && *onlyMine)
 }
 
+// DownloadURL is the resolver for the downloadUrl field.
+func (r *jobResolver) DownloadURL(ctx context.Context, obj *ent.Job) (*string, error) {
+	v := viewer.FromContext(ctx)
+	name := office.ExportFilename(obj)
+	if !v.IsAdmin() || name == "" || r.Files == nil {
+		return nil, nil
+	}
+	u := r.Files.ExportURL(obj.ID, name, v.UserID)
+	return &u, nil
+}
+
 // ImportStudents is the resolver for the importStudents field.
 func (r *mutationResolver) ImportStudents(ctx context.Context, file graphql.Upload) (*office.StudentImportReport, error) {
 	up, err := readUpload(file)

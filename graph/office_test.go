@@ -2,7 +2,6 @@ package graph_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -24,7 +23,6 @@ import (
 	"github.com/korrigo/korrigo/ent/gradingevent"
 	"github.com/korrigo/korrigo/ent/student"
 	"github.com/korrigo/korrigo/ent/user"
-	"github.com/korrigo/korrigo/jobs"
 	"github.com/korrigo/korrigo/server/servertest"
 )
 
@@ -756,84 +754,6 @@ func TestExamProgressAndStatistics(t *testing.T) {
 		}
 		if statuses["GRADING_FAILED"] != 1 || statuses["GRADED"] != 2 {
 			t.Fatalf("myCopies: %v", statuses)
-		}
-	})
-}
-
-func TestExportGradesJob(t *testing.T) {
-	dbtest.Each(t, func(t *testing.T, d *db.DB) {
-		env := servertest.New(t, d)
-		js := env.App.Services.Jobs
-		if err := js.Reconfigure(func(c *jobs.Config) { c.Workers = 1; c.PollInterval = 100 * time.Millisecond }); err != nil {
-			t.Fatal(err)
-		}
-		if err := js.Start(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			_ = js.Stop(ctx)
-		})
-		admin := env.As(env.Admin())
-		teacher, teacherTok := env.NewUser(user.RoleTEACHER, "Claire")
-		ex := env.NewExam(teacher)
-		st := env.DB.Client.Student.Create().SetLastName("N'DIAYE").SetFirstName("Aïssatou").SetBirthDate("2005-07-07").
-			SetClassName("T.02").SaveX(env.Ctx())
-		const exportQ = `mutation($e: ID!, $f: GradeExportFormat!, $k: Float){ exportGrades(examId: $e, format: $f, coefficient: $k){ id kind state } }`
-
-		// Blockers are named at request time, and nothing is queued.
-		if r := admin.Do(exportQ, map[string]any{"e": ex.ID, "f": "PRONOTE"}); env.ErrorCode(r) != "BAD_USER_INPUT" ||
-			!strings.Contains(r.Errors[0].Message, "GRADED") {
-			t.Fatalf("nothing graded: %+v", r.Errors)
-		}
-		anon := gradedCopy(t, env, ex, servertest.CopyOpts{Corrector: teacher}, 1, 1, "")
-		if r := admin.Do(exportQ, map[string]any{"e": ex.ID, "f": "PRONOTE"}); env.ErrorCode(r) != "BAD_USER_INPUT" ||
-			!strings.Contains(r.Errors[0].Message, anon.AnonymousID) {
-			t.Fatalf("unidentified graded copy: %+v", r.Errors)
-		}
-		if code := env.ErrorCode(admin.Do(exportQ, map[string]any{"e": ex.ID, "f": "PDF_ZIP"})); code != "BAD_USER_INPUT" {
-			t.Fatalf("PDF_ZIP: %s", code)
-		}
-		if code := env.ErrorCode(admin.Do(exportQ, map[string]any{"e": ex.ID, "f": "CSV", "k": 0})); code != "BAD_USER_INPUT" {
-			t.Fatalf("coefficient 0: %s", code)
-		}
-		env.DB.Client.ExamCopy.UpdateOneID(anon.ID).SetStudentID(st.ID).SetAppreciation("=1+1 Très bien").ExecX(env.Ctx())
-
-		var made struct {
-			ExportGrades struct{ ID, Kind, State string }
-		}
-		admin.MustDo(exportQ, map[string]any{"e": ex.ID, "f": "PRONOTE", "k": 2}, &made)
-		if made.ExportGrades.Kind != "EXPORT_GRADES" {
-			t.Fatalf("job: %+v", made)
-		}
-		var job struct {
-			Job struct {
-				State  string
-				Error  *string
-				Result struct{ Filename, Content string }
-			}
-		}
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			admin.MustDo(`query($id: ID!){ job(id: $id){ state error result } }`, map[string]any{"id": made.ExportGrades.ID}, &job)
-			if job.Job.State == "SUCCEEDED" || job.Job.State == "FAILED" || time.Now().After(deadline) {
-				break
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		want := "\ufeffNOM;PRENOM;DATE_NAISSANCE;MATIERE;NOTE;COEFF;COMMENTAIRE\r\n" +
-			"N'DIAYE;Aïssatou;07/07/2005;" + strings.ToUpper(ex.Name) + ";4,00;2,0;1+1 Très bien\r\n"
-		if job.Job.State != "SUCCEEDED" || job.Job.Result.Content != want || !strings.HasSuffix(job.Job.Result.Filename, ".csv") {
-			t.Fatalf("export job: %s %v %q", job.Job.State, job.Job.Error, job.Job.Result.Content)
-		}
-		if n, _ := env.DB.Client.AuditLog.Query().Where(auditlog.Action("GRADES_EXPORTED")).Count(env.Ctx()); n != 1 {
-			t.Fatalf("%d export audit rows", n)
-		}
-		// The file (with identities) is not readable by the exam's corrector.
-		r := env.As(teacherTok).Do(`query($id: ID!){ job(id: $id){ result } }`, map[string]any{"id": made.ExportGrades.ID})
-		if strings.Contains(string(r.Data), "DIAYE") {
-			t.Fatalf("teacher reads the export: %s", r.Data)
 		}
 	})
 }

@@ -26,6 +26,11 @@ func (s *Service) put(ctx context.Context, data []byte) (storage.Ref, error) {
 // blobRow returns the Blob row of ref, creating it in tx when there is none
 // (content addressing: the same bytes are one row and one file).
 func blobRow(ctx context.Context, tx *ent.Tx, ref storage.Ref, pages int) (*ent.Blob, error) {
+	return typedBlobRow(ctx, tx, ref, mediaPDF, pages)
+}
+
+// typedBlobRow is blobRow for any media type (exports: CSV, ZIP).
+func typedBlobRow(ctx context.Context, tx *ent.Tx, ref storage.Ref, mediaType string, pages int) (*ent.Blob, error) {
 	b, err := tx.Blob.Query().Where(blob.Sha256(ref.SHA256)).Only(system(ctx))
 	if err == nil {
 		return b, nil
@@ -33,7 +38,7 @@ func blobRow(ctx context.Context, tx *ent.Tx, ref storage.Ref, pages int) (*ent.
 	if !ent.IsNotFound(err) {
 		return nil, fmt.Errorf("read blob %s: %w", ref.SHA256, err)
 	}
-	b, err = tx.Blob.Create().SetSha256(ref.SHA256).SetSize(ref.Size).SetMediaType(mediaPDF).
+	b, err = tx.Blob.Create().SetSha256(ref.SHA256).SetSize(ref.Size).SetMediaType(mediaType).
 		SetPages(pages).SetCreatedAt(now()).Save(system(ctx))
 	if err != nil {
 		return nil, fmt.Errorf("record blob %s: %w", ref.SHA256, err)

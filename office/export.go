@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"slices"
 	"strconv"
@@ -14,10 +15,13 @@ import (
 	"unicode/utf8"
 
 	"github.com/korrigo/korrigo/apperr"
+	"github.com/korrigo/korrigo/auth/viewer"
 	"github.com/korrigo/korrigo/ent"
 	"github.com/korrigo/korrigo/ent/examcopy"
 	"github.com/korrigo/korrigo/ent/job"
 	"github.com/korrigo/korrigo/ids"
+	"github.com/korrigo/korrigo/jobs"
+	"github.com/korrigo/korrigo/storage"
 )
 
 // Export formats (GradeExportFormat in the API).
@@ -27,35 +31,34 @@ const (
 	FormatPDFZip  = "PDF_ZIP"
 )
 
-// JobEnqueuer hands an EXPORT_GRADES job to the job runner in the transaction
-// that recorded it (jobs.Service implements it).
+// JobEnqueuer hands an export job to the job runner in the transaction that
+// recorded it, and gives access to the blob store its files are kept in
+// (jobs.Service implements it).
 type JobEnqueuer interface {
 	EnqueueExport(ctx context.Context, tx *ent.Tx, j *ent.Job) error
+	Store() *storage.FS
 }
 
 // SetJobs sets the job runner of exports.
 func (s *Service) SetJobs(j JobEnqueuer) { s.jobs = j }
 
-// exportParams are the args column of an EXPORT_GRADES job.
+// exportParams are the args column of an export job.
 type exportParams struct {
 	Format      string  `json:"format"`
 	Coefficient float64 `json:"coefficient"`
 }
 
-// ExportResult is the result of an EXPORT_GRADES job: the file itself (grade
-// files are small: one line per copy).
-type ExportResult struct {
-	Format    string `json:"format"`
-	Filename  string `json:"filename"`
-	MediaType string `json:"mediaType"`
-	Rows      int    `json:"rows"`
-	Size      int    `json:"size"`
-	Content   string `json:"content"`
-}
+// Media types of export files.
+const (
+	mediaCSV = "text/csv; charset=utf-8"
+	mediaZIP = "application/zip"
+)
 
 // ExportGrades checks what would block the export now (so the admin gets the
-// reason at once), then records and queues an EXPORT_GRADES job, and writes
-// the audit entry, in one transaction (admins).
+// reason at once), then records and queues the job — EXPORT_GRADES for
+// PRONOTE and CSV, EXPORT_PDFS for PDF_ZIP — and writes the audit entry of the
+// request, in one transaction (admins). The job's file is stored as a blob and
+// downloaded through Job.downloadUrl.
 func (s *Service) ExportGrades(ctx context.Context, examID, format string, coefficient *float64) (*ent.Job, error) {
 	v, err := admin(ctx)
 	if err != nil {
@@ -65,13 +68,15 @@ func (s *Service) ExportGrades(ctx context.Context, examID, format string, coeff
 	if coefficient != nil {
 		p.Coefficient = *coefficient
 	}
+	kind := job.KindEXPORT_GRADES
 	switch {
-	case format == FormatPDFZip:
-		return nil, apperr.BadField("format", "PDF_ZIP exports are not available yet")
-	case format != FormatPronote && format != FormatCSV:
+	case format != FormatPronote && format != FormatCSV && format != FormatPDFZip:
 		return nil, apperr.BadField("format", "unknown format %q", format)
 	case math.IsNaN(p.Coefficient) || p.Coefficient <= 0 || p.Coefficient > 100:
 		return nil, apperr.BadField("coefficient", "the coefficient must be above 0 and at most 100")
+	}
+	if format == FormatPDFZip {
+		kind = job.KindEXPORT_PDFS
 	}
 	if s.jobs == nil {
 		return nil, fmt.Errorf("export grades: no job runner")
@@ -80,7 +85,11 @@ func (s *Service) ExportGrades(ctx context.Context, examID, format string, coeff
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.buildExport(ctx, ex, p); err != nil {
+	if kind == job.KindEXPORT_PDFS {
+		if err := s.checkPDFExport(ctx, ex); err != nil {
+			return nil, err
+		}
+	} else if _, _, err := s.gradeFile(ctx, ex, p); err != nil {
 		return nil, err
 	}
 	args, err := json.Marshal(p)
@@ -90,7 +99,7 @@ func (s *Service) ExportGrades(ctx context.Context, examID, format string, coeff
 	var j *ent.Job
 	err = s.inTx(ctx, func(tx *ent.Tx) error {
 		now := s.clock()
-		j, err = tx.Job.Create().SetID(ids.New(ids.Job)).SetKind(job.KindEXPORT_GRADES).SetState(job.StateQUEUED).
+		j, err = tx.Job.Create().SetID(ids.New(ids.Job)).SetKind(kind).SetState(job.StateQUEUED).
 			SetExamID(examID).SetRequestedByID(v.UserID).SetArgs(args).SetCreatedAt(now).SetUpdatedAt(now).
 			Save(system(ctx))
 		if err != nil {
@@ -99,8 +108,8 @@ func (s *Service) ExportGrades(ctx context.Context, examID, format string, coeff
 		if err := s.jobs.EnqueueExport(ctx, tx, j); err != nil {
 			return err
 		}
-		return s.auditTx(ctx, tx, AuditGradesExported, examID, map[string]any{
-			"jobId": j.ID, "format": p.Format, "coefficient": p.Coefficient})
+		return s.auditTx(ctx, tx, AuditExportRequested, examID, map[string]any{
+			"jobId": j.ID, "kind": string(kind), "format": p.Format, "coefficient": p.Coefficient})
 	})
 	if err != nil {
 		return nil, fail(err, "export grades of %s", examID)
@@ -108,41 +117,76 @@ func (s *Service) ExportGrades(ctx context.Context, examID, format string, coeff
 	return j.Unwrap(), nil
 }
 
-// BuildExport implements jobs.Exporter: it builds the file of an EXPORT_GRADES job.
-func (s *Service) BuildExport(ctx context.Context, j *ent.Job) (any, error) {
+// exportJob reads the exam and parameters of an export job.
+func (s *Service) exportJob(ctx context.Context, j *ent.Job) (*ent.Exam, exportParams, error) {
 	var p exportParams
 	if err := json.Unmarshal(j.Args, &p); err != nil || j.ExamID == nil {
-		return nil, apperr.BadInputf("the export job has bad arguments")
+		return nil, p, apperr.BadInputf("the export job has bad arguments")
 	}
 	ex, err := liveExam(ctx, s.db.Client, *j.ExamID)
+	return ex, p, err
+}
+
+// WriteExport implements jobs.Exporter: it writes the file of an export job.
+func (s *Service) WriteExport(ctx context.Context, j *ent.Job, w io.Writer, progress func(done, total int)) (*jobs.ExportFile, error) {
+	ex, p, err := s.exportJob(ctx, j)
 	if err != nil {
 		return nil, err
 	}
-	return s.buildExport(ctx, ex, p)
+	if j.Kind == job.KindEXPORT_PDFS {
+		return s.writePDFZip(ctx, ex, w, progress)
+	}
+	data, rows, err := s.gradeFile(ctx, ex, p)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := w.Write(data); err != nil {
+		return nil, err
+	}
+	return &jobs.ExportFile{Filename: exportName(ex, strings.ToLower(p.Format), "csv"), MediaType: mediaCSV,
+		Result: map[string]any{"format": p.Format, "rows": rows}}, nil
 }
 
-func (s *Service) buildExport(ctx context.Context, ex *ent.Exam, p exportParams) (*ExportResult, error) {
+// ExportStored implements jobs.Exporter: the audit entry of a finished export
+// (kind, exam, counts, file), in the transaction that ends the job, on behalf
+// of the admin who asked for it.
+func (s *Service) ExportStored(ctx context.Context, tx *ent.Tx, j *ent.Job, result map[string]any) error {
+	meta := map[string]any{"jobId": j.ID, "kind": string(j.Kind)}
+	for _, k := range []string{"format", "rows", "copies", "written", "failed", "filename", "size", "sha256"} {
+		if v, ok := result[k]; ok {
+			meta[k] = v
+		}
+	}
+	target := ""
+	if j.ExamID != nil {
+		target = *j.ExamID
+	}
+	action := AuditGradesExported
+	if j.Kind == job.KindEXPORT_PDFS {
+		action = AuditPDFsExported
+	}
+	if j.RequestedByID != nil {
+		ctx = viewer.NewContext(ctx, &viewer.Viewer{UserID: *j.RequestedByID, Role: viewer.RoleAdmin})
+	}
+	return s.auditTx(ctx, tx, action, target, meta)
+}
+
+// gradeFile builds a grade file (PRONOTE or CSV) and its row count.
+func (s *Service) gradeFile(ctx context.Context, ex *ent.Exam, p exportParams) ([]byte, int, error) {
 	copies, err := s.db.Client.ExamCopy.Query().Where(examcopy.ExamID(ex.ID)).
 		WithScores().WithStudent().Order(ent.Asc(examcopy.FieldAnonymousID)).All(system(ctx))
 	if err != nil {
-		return nil, fmt.Errorf("read copies of %s: %w", ex.ID, err)
+		return nil, 0, fmt.Errorf("read copies of %s: %w", ex.ID, err)
 	}
-	var (
-		data []byte
-		rows int
-	)
-	switch p.Format {
-	case FormatPronote:
-		data, rows, err = Pronote(ex, copies, p.Coefficient)
-	default:
-		data, rows, err = ResultsCSV(ex, copies)
+	if p.Format == FormatPronote {
+		return Pronote(ex, copies, p.Coefficient)
 	}
-	if err != nil {
-		return nil, err
-	}
-	base := strings.Trim(fileSafe.Replace(ex.Name), "_")
-	return &ExportResult{Format: p.Format, Filename: fmt.Sprintf("%s-%s-%s.csv", base, ex.Date, strings.ToLower(p.Format)),
-		MediaType: "text/csv; charset=utf-8", Rows: rows, Size: len(data), Content: string(data)}, nil
+	return ResultsCSV(ex, copies)
+}
+
+// exportName is "<exam name>-<date>-<what>.<ext>", safe as a file name.
+func exportName(ex *ent.Exam, what, ext string) string {
+	return fmt.Sprintf("%s-%s-%s.%s", strings.Trim(fileSafe.Replace(ex.Name), "_"), ex.Date, what, ext)
 }
 
 var fileSafe = strings.NewReplacer("/", "_", "\\", "_", " ", "_", "\"", "_", ";", "_", ":", "_")

@@ -44,7 +44,10 @@ const (
 	AuditStudentsImported = "STUDENTS_IMPORTED"
 	AuditResultsReleased  = "RESULTS_RELEASED"
 	AuditResultsWithdrawn = "RESULTS_WITHDRAWN"
+	AuditExportRequested  = "EXPORT_REQUESTED"
 	AuditGradesExported   = "GRADES_EXPORTED"
+	AuditPDFsExported     = "PDFS_EXPORTED"
+	AuditExportDownloaded = "EXPORT_DOWNLOADED"
 )
 
 // Service is the exam office. It is safe for concurrent use.

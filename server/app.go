@@ -103,6 +103,7 @@ func (a *App) routes() http.Handler {
 	mux.Handle("/graphql", guardCSRF(withIdentity(a.Services.Auth, a.Config.Production(), a.Log,
 		withRateHeaders(guardUploads(limitBody(refuseBatches(gql)))))))
 	mux.Handle("GET "+filesign.Path, withIdentity(a.Services.Auth, a.Config.Production(), a.Log, a.files()))
+	mux.Handle("GET "+filesign.ExportPath, withIdentity(a.Services.Auth, a.Config.Production(), a.Log, a.exportFiles()))
 	mux.Handle("GET /graphiql", graphiql())
 	mux.Handle("GET /graphiql/", graphiql())
 	mux.Handle("GET /metrics", m.handler(a.Config.MetricsToken))

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"strings"
 
@@ -95,6 +96,54 @@ func (a *App) files() http.Handler {
 		w.Header().Set("Content-Disposition", fmt.Sprintf(`inline; filename="%s.pdf"`, name))
 		if _, err := io.Copy(w, f); err != nil {
 			a.Log.Warn("serve file", zap.Error(err))
+		}
+	})
+}
+
+// exportFiles serves export files behind signed URLs (GET
+// /files/exports/{jobId}/{filename}, from Job.downloadUrl): the signature
+// must be valid, unexpired and issued to the caller, and the caller must be
+// an admin (office.OpenExport decides, and audits the download). Nothing is
+// cacheable; the file is an attachment with its name.
+func (a *App) exportFiles() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		ctx := r.Context()
+		v := viewer.FromContext(ctx)
+		if v == nil {
+			writeError(w, http.StatusUnauthorized, apperr.Unauthenticated, "sign in first")
+			return
+		}
+		jobID, _, ok := strings.Cut(strings.TrimPrefix(r.URL.Path, filesign.ExportPath), "/")
+		if !ok || jobID == "" {
+			writeError(w, http.StatusNotFound, apperr.NotFound, "no such file")
+			return
+		}
+		q := r.URL.Query()
+		if err := a.Services.Files.Verify(jobID, filesign.Export, v.UserID, q.Get("exp"), q.Get("sig")); err != nil {
+			writeError(w, http.StatusForbidden, apperr.Forbidden, err.Error())
+			return
+		}
+		f, err := a.Services.Office.OpenExport(ctx, jobID)
+		var typed *apperr.Error
+		switch {
+		case errors.As(err, &typed) && typed.Code == apperr.Forbidden:
+			writeError(w, http.StatusForbidden, apperr.Forbidden, typed.Message)
+			return
+		case errors.As(err, &typed) && typed.Code == apperr.NotFound:
+			writeError(w, http.StatusNotFound, apperr.NotFound, "no such file")
+			return
+		case err != nil:
+			a.fileError(w, r, err)
+			return
+		}
+		defer f.Body.Close()
+		w.Header().Set("Content-Type", f.MediaType)
+		w.Header().Set("Content-Length", fmt.Sprint(f.Size))
+		w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": f.Filename}))
+		if _, err := io.Copy(w, f.Body); err != nil {
+			a.Log.Warn("serve export", zap.Error(err))
 		}
 	})
 }

@@ -290,19 +290,20 @@ type ComplexityRoot struct {
 	}
 
 	Job struct {
-		Attempts   func(childComplexity int) int
-		Copy       func(childComplexity int) int
-		CreatedAt  func(childComplexity int) int
-		Error      func(childComplexity int) int
-		Exam       func(childComplexity int) int
-		FinishedAt func(childComplexity int) int
-		ID         func(childComplexity int) int
-		Kind       func(childComplexity int) int
-		Progress   func(childComplexity int) int
-		Result     func(childComplexity int) int
-		StartedAt  func(childComplexity int) int
-		State      func(childComplexity int) int
-		UpdatedAt  func(childComplexity int) int
+		Attempts    func(childComplexity int) int
+		Copy        func(childComplexity int) int
+		CreatedAt   func(childComplexity int) int
+		DownloadURL func(childComplexity int) int
+		Error       func(childComplexity int) int
+		Exam        func(childComplexity int) int
+		FinishedAt  func(childComplexity int) int
+		ID          func(childComplexity int) int
+		Kind        func(childComplexity int) int
+		Progress    func(childComplexity int) int
+		Result      func(childComplexity int) int
+		StartedAt   func(childComplexity int) int
+		State       func(childComplexity int) int
+		UpdatedAt   func(childComplexity int) int
 	}
 
 	JobProgress struct {
@@ -1594,6 +1595,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Job.CreatedAt(childComplexity), true
+	case "Job.downloadUrl":
+		if e.ComplexityRoot.Job.DownloadURL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Job.DownloadURL(childComplexity), true
 	case "Job.error":
 		if e.ComplexityRoot.Job.Error == nil {
 			break
@@ -4643,9 +4650,13 @@ extend type Mutation {
   "Admin: hide the results again. Idempotent."
   withdrawResults(examId: ID!): Exam!
   """
-  Admin: an EXPORT_GRADES job writing the grade file; its result holds a signed download URL.
+  Admin: an export job. PRONOTE and CSV make an EXPORT_GRADES job, PDF_ZIP an EXPORT_PDFS job.
   PRONOTE: UTF-8 with BOM, ';', CRLF, grades on /20 with a decimal comma, one row per identified
   GRADED copy. CSV: one row per copy with anonymous id, student, status, total, grade, questions.
+  PDF_ZIP: a ZIP with the final PDF of every GRADED copy, named <anonymousId>.pdf; a copy whose
+  PDF cannot be read is left out and reported in the job's result (results[].ok/error).
+  When the job SUCCEEDED, its result describes the file (filename, mediaType, size, sha256, and
+  rows, or copies/written/failed/results) and Job.downloadUrl gives a signed link to it.
   """
   exportGrades(examId: ID!, format: GradeExportFormat!, coefficient: Float): Job!
 }
@@ -4759,6 +4770,14 @@ type StudentResultScore {
   points: Float
   maxPoints: Float!
   remark: String!
+}
+
+extend type Job {
+  """
+  Export jobs (EXPORT_GRADES, EXPORT_PDFS) that SUCCEEDED, for admins: a signed link to the
+  file (GET; valid a few minutes and for the caller only; every download is audited). Null otherwise.
+  """
+  downloadUrl: String
 }
 `, BuiltIn: false},
 	{Name: "../realtime.graphqls", Input: `# Realtime (DESIGN.md §10): subscriptions over WebSocket at /graphql
@@ -5439,6 +5458,8 @@ func (ec *executionContext) childFields_Job(ctx context.Context, field graphql.C
 		return ec.fieldContext_Job_progress(ctx, field)
 	case "copy":
 		return ec.fieldContext_Job_copy(ctx, field)
+	case "downloadUrl":
+		return ec.fieldContext_Job_downloadUrl(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Job", field.Name)
 }

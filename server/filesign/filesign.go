@@ -1,7 +1,8 @@
-// Package filesign makes and checks the short-lived signed URLs of copy PDFs
-// (copy.pdfUrl, copy.finalPdfUrl). A URL names the copy, the file, the user it
-// was issued to and an expiry, under an HMAC-SHA256; the route that serves it
-// also checks the caller is that user and may still read the copy.
+// Package filesign makes and checks the short-lived signed URLs of files: copy
+// PDFs (copy.pdfUrl, copy.finalPdfUrl) and export files (job.downloadUrl). A
+// URL names the object (copy or job), the file, the user it was issued to and
+// an expiry, under an HMAC-SHA256; the route that serves it also checks the
+// caller is that user and may still read the object.
 package filesign
 
 import (
@@ -20,6 +21,8 @@ import (
 const (
 	Pages = "pages" // the copy's scanned pages (masked for non-admins)
 	Final = "final" // the finalized PDF
+	// Export is the file of an EXPORT_GRADES or EXPORT_PDFS job.
+	Export = "export"
 )
 
 // DefaultTTL is how long a URL stays valid.
@@ -47,6 +50,14 @@ func New(secret string, ttl time.Duration) *Signer {
 	return &Signer{key: key, ttl: ttl, now: time.Now}
 }
 
+// WithClock returns a copy of s (same key and TTL) reading time from now: tests
+// make links that are already expired.
+func (s *Signer) WithClock(now func() time.Time) *Signer {
+	c := *s
+	c.now = now
+	return &c
+}
+
 // Path is the route prefix the URLs live under.
 const Path = "/files/copies/"
 
@@ -57,6 +68,20 @@ func (s *Signer) URL(copyID, kind, userID string) string {
 	q.Set("exp", strconv.FormatInt(exp, 10))
 	q.Set("sig", s.sign(copyID, kind, userID, exp))
 	return Path + url.PathEscape(copyID) + "/" + kind + ".pdf?" + q.Encode()
+}
+
+// ExportPath is the route prefix of export downloads.
+const ExportPath = "/files/exports/"
+
+// ExportURL returns the signed path for userID to download the file of export
+// job jobID; filename is the last path segment (for browsers and `curl -O`),
+// not part of what is signed.
+func (s *Signer) ExportURL(jobID, filename, userID string) string {
+	exp := s.now().Add(s.ttl).Unix()
+	q := url.Values{}
+	q.Set("exp", strconv.FormatInt(exp, 10))
+	q.Set("sig", s.sign(jobID, Export, userID, exp))
+	return ExportPath + url.PathEscape(jobID) + "/" + url.PathEscape(filename) + "?" + q.Encode()
 }
 
 // ErrInvalid: bad, forged or expired signature.
