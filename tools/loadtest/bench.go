@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -18,15 +19,18 @@ import (
 // Baseline is one of our operations measured against the same work done by a
 // bare baseline on the same machine in the same run.
 type Baseline struct {
-	Operation  string  `json:"operation"`
-	Ours       float64 `json:"ours_per_s"`
-	OursP99ms  float64 `json:"ours_p99_ms"`
-	Baseline   string  `json:"baseline"`
-	Base       float64 `json:"baseline_per_s"`
-	Ratio      float64 `json:"ratio"`
-	Target     float64 `json:"target_ratio,omitempty"`
-	Met        *bool   `json:"met,omitempty"`
-	OursErrors int     `json:"ours_unexpected_errors"`
+	Operation string  `json:"operation"`
+	Ours      float64 `json:"ours_per_s"`
+	OursP99ms float64 `json:"ours_p99_ms"`
+	Baseline  string  `json:"baseline"`
+	Base      float64 `json:"baseline_per_s"`
+	Ratio     float64 `json:"ratio"`
+	Target    float64 `json:"target_ratio,omitempty"`
+	Met       *bool   `json:"met,omitempty"`
+	// XactsPerOp: PostgreSQL transactions (pg_stat_database) per korrigo op and per pgbench transaction.
+	XactsPerOp     float64 `json:"db_xacts_per_op,omitempty"`
+	BaseXactsPerOp float64 `json:"baseline_db_xacts_per_op,omitempty"`
+	OursErrors     int     `json:"ours_unexpected_errors"`
 }
 
 func baseline(op string, ours Summary, base string, baseRate, target float64) Baseline {
@@ -44,7 +48,7 @@ func baseline(op string, ours Summary, base string, baseRate, target float64) Ba
 
 // closedLoop runs `clients` workers calling op back to back for d and records
 // each call (one op may be several requests: it is timed as one).
-func closedLoop(name string, clients int, d time.Duration, op func(worker int) error) Summary {
+func closedLoop(ctx context.Context, name string, clients int, d time.Duration, op func(worker int) error) Summary {
 	r := rec(name)
 	stop := time.Now().Add(d)
 	var wg sync.WaitGroup
@@ -52,9 +56,12 @@ func closedLoop(name string, clients int, d time.Duration, op func(worker int) e
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for time.Now().Before(stop) {
+			for time.Now().Before(stop) && ctx.Err() == nil {
 				t := time.Now()
 				err := op(w)
+				if ctx.Err() != nil {
+					return // interrupted: not a server error
+				}
 				r.Add(time.Since(t), codeOf(err))
 			}
 		}()
@@ -104,6 +111,32 @@ func pgbench(pgURL, script string, clients int, d time.Duration) (float64, error
 	return strconv.ParseFloat(string(m[1]), 64)
 }
 
+// pgXacts is the database's committed+rolled back transaction count (0 without PostgreSQL).
+func pgXacts(pgURL string) float64 {
+	if pgURL == "" {
+		return 0
+	}
+	time.Sleep(700 * time.Millisecond) // let backends flush their statistics
+	out, err := exec.Command("psql", pgURL, "-tAc",
+		"SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()").Output()
+	if err != nil {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
+	return v
+}
+
+// perOp measures fn's database transactions per op (ops from its Summary).
+func perOp(pgURL string, fn func() (Summary, float64)) (Summary, float64, float64) {
+	before := pgXacts(pgURL)
+	s, baseTPS := fn()
+	after := pgXacts(pgURL)
+	if s.Ops == 0 || before == 0 {
+		return s, baseTPS, 0
+	}
+	return s, baseTPS, (after - before - 1) / float64(s.Ops) // -1: the psql reading the counter
+}
+
 func psql(pgURL, file string) error {
 	out, err := exec.Command("psql", pgURL, "-q", "-v", "ON_ERROR_STOP=1", "-f", file).CombinedOutput()
 	if err != nil {
@@ -122,25 +155,29 @@ func benchDesk(ctx context.Context, cfg *Config, ds *Dataset, profile func(strin
 	if profile != nil {
 		go profile("lockcycle", d)
 	}
-	lock := closedLoop("bench: lock cycle (acquireCopyLock + releaseCopyLock)", n, d, func(w int) error {
-		var l struct{ AcquireCopyLock struct{ Token string } }
-		if err := ds.Admin.Do(ctx, qAcquire, map[string]any{"c": ds.CopiesA[w]}, &l); err != nil {
-			return err
-		}
-		return ds.Admin.Do(ctx, qRelease, map[string]any{"c": ds.CopiesA[w], "t": l.AcquireCopyLock.Token}, nil)
+	lock, _, lockX := perOp(cfg.PgURL, func() (Summary, float64) {
+		return closedLoop(ctx, "bench: lock cycle (acquireCopyLock + releaseCopyLock)", n, d, func(w int) error {
+			var l struct{ AcquireCopyLock struct{ Token string } }
+			if err := ds.Admin.Do(ctx, qAcquire, map[string]any{"c": ds.CopiesA[w]}, &l); err != nil {
+				return err
+			}
+			return ds.Admin.Do(ctx, qRelease, map[string]any{"c": ds.CopiesA[w], "t": l.AcquireCopyLock.Token}, nil)
+		}), 0
 	})
 	if profile != nil {
 		go profile("autosave", d)
 	}
 	body := map[string]any{"text": text2KB(0)}
-	save := closedLoop("bench: saveDraft (2 KB)", n, d, func(w int) error {
-		return ds.Admin.Do(ctx, qSave, map[string]any{"c": ds.CopiesA[w], "cl": fmt.Sprintf("bench-%d", w), "p": body}, nil)
+	save, _, saveX := perOp(cfg.PgURL, func() (Summary, float64) {
+		return closedLoop(ctx, "bench: saveDraft (2 KB)", n, d, func(w int) error {
+			return ds.Admin.Do(ctx, qSave, map[string]any{"c": ds.CopiesA[w], "cl": fmt.Sprintf("bench-%d", w), "p": body}, nil)
+		}), 0
 	})
-	me := closedLoop("bench: { me { id } }", n, d, func(int) error { return ds.Admin.Do(ctx, `{ me { id } }`, nil, nil) })
+	me := closedLoop(ctx, "bench: { me { id } }", n, d, func(int) error { return ds.Admin.Do(ctx, `{ me { id } }`, nil, nil) })
 	var raw Summary
 	if url, stop, err := rawServer(); err == nil {
 		rc := &Client{HTTP: ds.Admin.HTTP, URL: url, Token: ds.Admin.Token}
-		raw = closedLoop("bench: raw net/http JSON handler (saveDraft-shaped request)", n, d, func(w int) error {
+		raw = closedLoop(ctx, "bench: raw net/http JSON handler (saveDraft-shaped request)", n, d, func(w int) error {
 			return rc.Do(ctx, qSave, map[string]any{"c": ds.CopiesA[w], "cl": "raw", "p": body}, nil)
 		})
 		stop()
@@ -163,9 +200,12 @@ func benchDesk(ctx context.Context, cfg *Config, ds *Dataset, profile func(strin
 			}
 		}
 	}
+	lb := baseline("lock cycle (acquire+release)", lock, fmt.Sprintf("pgbench lock_cycle.sql, %d clients", n), lockTPS, 0.5)
+	lb.XactsPerOp, lb.BaseXactsPerOp = lockX, 2
+	sb := baseline("autosave (saveDraft 2 KB)", save, fmt.Sprintf("pgbench autosave.sql, %d clients", n), saveTPS, 0.5)
+	sb.XactsPerOp, sb.BaseXactsPerOp = saveX, 1
 	bl := []Baseline{
-		baseline("lock cycle (acquire+release)", lock, fmt.Sprintf("pgbench lock_cycle.sql, %d clients", n), lockTPS, 0.5),
-		baseline("autosave (saveDraft 2 KB)", save, fmt.Sprintf("pgbench autosave.sql, %d clients", n), saveTPS, 0.5),
+		lb, sb,
 		baseline("saveDraft request", save, "raw net/http JSON handler, same client", raw.Throughput, 0),
 		baseline("{ me { id } } request", me, "raw net/http JSON handler, same client", raw.Throughput, 0),
 	}
@@ -177,8 +217,10 @@ func benchDesk(ctx context.Context, cfg *Config, ds *Dataset, profile func(strin
 func benchCopies(ctx context.Context, cfg *Config, integ *Client, exam string) (Summary, Baseline, []string) {
 	var notes []string
 	d := time.Duration(cfg.BenchSeconds) * time.Second
-	s := closedLoop(fmt.Sprintf("bench: copies page (first: %d, scores, grade20)", cfg.PageSize), cfg.BenchClients, d, func(int) error {
-		return integ.Do(ctx, qPage, map[string]any{"e": exam, "n": cfg.PageSize}, nil)
+	s, _, x := perOp(cfg.PgURL, func() (Summary, float64) {
+		return closedLoop(ctx, fmt.Sprintf("bench: copies page (first: %d, scores, grade20)", cfg.PageSize), cfg.BenchClients, d, func(int) error {
+			return integ.Do(ctx, qPage, map[string]any{"e": exam, "n": cfg.PageSize}, nil)
+		}), 0
 	})
 	var tps float64
 	if cfg.PgURL != "" {
@@ -194,5 +236,7 @@ SELECT s.copy_id, s.question_id, s.points FROM question_scores s
 			notes = append(notes, err.Error())
 		}
 	}
-	return s, baseline(fmt.Sprintf("copies page of %d with scores", cfg.PageSize), s, "pgbench select_copies_page.sql", tps, 0.3), notes
+	b := baseline(fmt.Sprintf("copies page of %d with scores", cfg.PageSize), s, "pgbench select_copies_page.sql", tps, 0.3)
+	b.XactsPerOp, b.BaseXactsPerOp = x, 2
+	return s, b, notes
 }

@@ -153,8 +153,7 @@ func run(cfg *Config) error {
 	if err != nil {
 		return fmt.Errorf("seed: %w", err)
 	}
-	rep.Seed = []Summary{ds.ImportRec.Summary()}
-	rep.Notes = append(rep.Notes, fmt.Sprintf("seed through the API (%d teachers, %d+%d imported copies, dispatch): %.1f s",
+	rep.Notes = append(rep.Notes, fmt.Sprintf("seed through the API (%d teachers; %d+%d copies from two uploadScan of the A4 copy repeated, markCopyReady, dispatch): %.1f s",
 		len(ds.Teachers), len(ds.CopiesA), len(ds.CopiesB), ds.SeedSeconds))
 	if cfg.run("bench") {
 		step("desk benchmarks and baselines")

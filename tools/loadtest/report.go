@@ -54,7 +54,7 @@ func Markdown(r *Report) string {
 	}
 	fmt.Fprintf(&b, "; load average at start: %s.\n\n", m.LoadAvg)
 	if len(r.Baseline) > 0 {
-		b.WriteString("### Against baselines (same machine, same run)\n\n| operation | korrigo /s | p99 ms | baseline | baseline /s | ratio | target | met |\n|---|---:|---:|---|---:|---:|---:|---|\n")
+		b.WriteString("### Against baselines (same machine, same run)\n\n| operation | korrigo /s | p99 ms | baseline | baseline /s | ratio | target | met | DB xacts/op (ours vs baseline) |\n|---|---:|---:|---|---:|---:|---:|---|---|\n")
 		for _, x := range r.Baseline {
 			target, met := "—", "—"
 			if x.Target > 0 {
@@ -68,7 +68,11 @@ func Markdown(r *Report) string {
 			if x.Base > 0 {
 				base, ratio = fmt.Sprintf("%.0f", x.Base), fmt.Sprintf("%.2f", x.Ratio)
 			}
-			fmt.Fprintf(&b, "| %s | %.0f | %.1f | %s | %s | %s | %s | %s |\n", x.Operation, x.Ours, x.OursP99ms, x.Baseline, base, ratio, target, met)
+			xacts := "—"
+			if x.XactsPerOp > 0 {
+				xacts = fmt.Sprintf("%.1f vs %.0f", x.XactsPerOp, x.BaseXactsPerOp)
+			}
+			fmt.Fprintf(&b, "| %s | %.0f | %.1f | %s | %s | %s | %s | %s | %s |\n", x.Operation, x.Ours, x.OursP99ms, x.Baseline, base, ratio, target, met, xacts)
 		}
 		b.WriteString("\n")
 	}

@@ -10,8 +10,8 @@ export GOFLAGS=-mod=mod
 PG=${KORRIGO_LOAD_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}
 REDIS=${KORRIGO_LOAD_REDIS_URL:-redis://127.0.0.1:6379/0}
 OUT=${LOAD_OUT:-loadtest-out}
-PG_TIMEOUT=${LOAD_PG_TIMEOUT:-390}
-SQLITE_TIMEOUT=${LOAD_SQLITE_TIMEOUT:-170}
+PG_TIMEOUT=${LOAD_PG_TIMEOUT:-400}
+SQLITE_TIMEOUT=${LOAD_SQLITE_TIMEOUT:-150}
 SUBSCRIBERS=${LOAD_SUBSCRIBERS:-5000}
 
 go build -o bin/korrigo ./cmd/korrigo && go build -o bin/loadtest ./tools/loadtest || exit 1
@@ -29,7 +29,7 @@ timeout --signal=INT --kill-after=30 "$PG_TIMEOUT" bin/loadtest -label postgres 
 
 timeout --signal=INT --kill-after=30 "$SQLITE_TIMEOUT" bin/loadtest -label sqlite -server-bin bin/korrigo \
   -database-url "sqlite://$OUT/sqlite/korrigo.db" -out "$OUT" -addr 127.0.0.1:18081 -pprof-addr 127.0.0.1:16061 \
-  -subscribers 1000 -integrator-copies 2000 -split-pages 400 -scans 5 -finalize 20 -bench-seconds 5 "$@" || status=1
+  -subscribers 500 -integrator-copies 1000 -split-pages 400 -scans 5 -finalize 20 -bench-seconds 4 -profile-seconds 8 "$@" || status=1
 
 for p in "$OUT"/cpu-*.pprof; do
   [ -s "$p" ] && go tool pprof -top -nodecount=40 bin/korrigo "$p" > "${p%.pprof}.top.txt" 2>/dev/null

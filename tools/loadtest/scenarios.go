@@ -220,7 +220,7 @@ func scenarioFinalize(ctx context.Context, ds *Dataset, n int) Result {
 
 // S3: concurrent scan uploads (one exam each), then one 400-page A4 split.
 func scenarioScans(ctx context.Context, cfg *Config, ds *Dataset) Result {
-	res := Result{Name: fmt.Sprintf("3. %d concurrent uploadScan (6-booklet A3 class scan) + %d-page A4 split", cfg.Scans, cfg.SplitPages)}
+	res := Result{Name: fmt.Sprintf("3. %d concurrent uploadScan (6-booklet A3 class scan), %d concurrent importCopy, one %d-page A4 split", cfg.Scans, cfg.Scans, cfg.SplitPages)}
 	exams := make([]string, cfg.Scans)
 	for i := range exams {
 		var err error
@@ -281,6 +281,15 @@ func scenarioScans(ctx context.Context, cfg *Config, ds *Dataset) Result {
 		}
 	}
 	res.Checks = append(res.Checks, check("each upload produced its 6 copies", problems, fmt.Sprintf("%d exams × 6 copies", len(exams))))
+
+	// Concurrent importCopy (one student's A4 PDF each) into one exam.
+	if exam, err := createExam(ctx, ds.Admin, "Load I — imports", true); err == nil {
+		ir, jr := rec("importCopy request"), rec(fmt.Sprintf("all %d IMPORT_COPY jobs, first request→last SUCCEEDED", cfg.Scans))
+		if _, err := importCopies(ctx, ds.Admin, ir, jr, exam, cfg.pdf("copy-a4-8p.pdf"), cfg.Scans); err != nil {
+			res.Notes = append(res.Notes, "importCopy: "+err.Error())
+		}
+		res.Summary = append(res.Summary, ir.Summary(), jr.Summary())
+	}
 
 	// The 400-page A4 split.
 	big, err := buildPages(cfg.pdf("copy-a4-8p.pdf"), cfg.SplitPages)
@@ -443,16 +452,8 @@ func scenarioGrading(ctx context.Context, cfg *Config, ds *Dataset, profile func
 			Detail: fmt.Sprintf("%d of %d copies finalized", len(finalized), want)})
 	}
 	res.Checks = append(res.Checks, CheckSubscribers(mustSee, pool.Snapshot()))
-	closed := 0
-	for _, s := range pool.Subs {
-		s.mu.Lock()
-		if s.Closed != nil {
-			closed++
-		}
-		s.mu.Unlock()
-	}
 	res.Extra = map[string]any{"exam_progress": prog, "subscribers_resynced": pool.ResyncCount(),
-		"subscribers_closed_early": closed, "events_received": pool.Received()}
+		"subscribers_closed_early": pool.CloseReasons(), "events_received": pool.Received()}
 	return res
 }
 
@@ -525,6 +526,10 @@ func scenarioIntegrator(ctx context.Context, cfg *Config, ds *Dataset) (Result, 
 					}
 				}
 			}
+		}
+		if ctx.Err() != nil {
+			problems = append(problems, "interrupted: "+ctx.Err().Error())
+			break
 		}
 		if err := integ.Timed(ctx, r, qPage, map[string]any{"e": exam, "after": after, "n": cfg.PageSize}, &p); err != nil {
 			problems = append(problems, err.Error())

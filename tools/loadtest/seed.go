@@ -64,7 +64,6 @@ type Dataset struct {
 	CopiesA      []string
 	CopiesB      []string
 	SeedSeconds  float64
-	ImportRec    *Recorder
 }
 
 type job struct {
@@ -172,9 +171,10 @@ func parallel(n, width int, fn func(i int) error) error {
 
 // importCopies imports n copies of pdfPath into exam through importCopy and
 // marks them READY; returns the copy ids.
-func importCopies(ctx context.Context, admin *Client, rec *Recorder, exam, pdfPath string, n int) ([]string, error) {
+func importCopies(ctx context.Context, admin *Client, rec, jobRec *Recorder, exam, pdfPath string, n int) ([]string, error) {
 	jobIDs := make([]string, n)
-	err := parallel(n, 6, func(i int) error {
+	t0 := time.Now()
+	err := parallel(n, n, func(i int) error {
 		var r struct{ ImportCopy struct{ ID string } }
 		t := time.Now()
 		err := admin.Upload(ctx, qImportCopy, map[string]any{"e": exam}, pdfPath, &r)
@@ -185,7 +185,10 @@ func importCopies(ctx context.Context, admin *Client, rec *Recorder, exam, pdfPa
 	if err != nil {
 		return nil, fmt.Errorf("importCopy: %w", err)
 	}
+	rec.Stop()
 	jobs, err := waitJobs(ctx, admin, jobIDs, 5*time.Minute)
+	jobRec.Add(time.Since(t0), codeOf(err))
+	jobRec.Stop()
 	if err != nil {
 		return nil, err
 	}
@@ -196,6 +199,63 @@ func importCopies(ctx context.Context, admin *Client, rec *Recorder, exam, pdfPa
 			return nil, fmt.Errorf("import job %s ended %s (%v)", id, j.State, deref(j.Error))
 		}
 		copies = append(copies, j.Copy.ID)
+	}
+	err = parallel(len(copies), 8, func(i int) error {
+		return admin.Do(ctx, qMarkReady, map[string]any{"c": copies[i]}, nil)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("markCopyReady: %w", err)
+	}
+	return copies, nil
+}
+
+const qExamCopies = `query($e: ID!, $after: Cursor) { copies(first: 100, after: $after, where: {hasExamWith: [{id: $e}]}) {
+  pageInfo { hasNextPage endCursor } edges { node { id } } } }`
+
+// scanCopies makes n 4-page copies in exam with one uploadScan of the A4 copy
+// repeated n times (one SPLIT_SCAN job: much faster than n importCopy jobs),
+// and marks them READY.
+func scanCopies(ctx context.Context, admin *Client, exam, pdfPath string, n int) ([]string, error) {
+	file, err := buildPages(pdfPath, 4*n)
+	if err != nil {
+		return nil, fmt.Errorf("build scan: %w", err)
+	}
+	var r struct{ UploadScan struct{ ID string } }
+	if err := admin.UploadBytes(ctx, qUploadScan, map[string]any{"e": exam}, "seed.pdf", file, &r); err != nil {
+		return nil, fmt.Errorf("uploadScan: %w", err)
+	}
+	j, err := waitOne(ctx, admin, r.UploadScan.ID, 5*time.Minute)
+	if err != nil {
+		return nil, err
+	}
+	if j.State != "SUCCEEDED" {
+		return nil, fmt.Errorf("seed scan job ended %s: %s", j.State, deref(j.Error))
+	}
+	var copies []string
+	var after any
+	for {
+		var p struct {
+			Copies struct {
+				PageInfo struct {
+					HasNextPage bool
+					EndCursor   *string
+				}
+				Edges []struct{ Node struct{ ID string } }
+			}
+		}
+		if err := admin.Do(ctx, qExamCopies, map[string]any{"e": exam, "after": after}, &p); err != nil {
+			return nil, fmt.Errorf("list copies: %w", err)
+		}
+		for _, e := range p.Copies.Edges {
+			copies = append(copies, e.Node.ID)
+		}
+		if !p.Copies.PageInfo.HasNextPage || p.Copies.PageInfo.EndCursor == nil {
+			break
+		}
+		after = *p.Copies.PageInfo.EndCursor
+	}
+	if len(copies) != n {
+		return nil, fmt.Errorf("seed scan gave %d copies, want %d", len(copies), n)
 	}
 	err = parallel(len(copies), 8, func(i int) error {
 		return admin.Do(ctx, qMarkReady, map[string]any{"c": copies[i]}, nil)
@@ -217,7 +277,7 @@ func deref(s *string) string {
 // over the 30 teachers), exam B (21 copies the admin finalizes).
 func seed(ctx context.Context, cfg *Config, base *Client) (*Dataset, error) {
 	t0 := time.Now()
-	ds := &Dataset{ImportRec: NewRecorder("seed: importCopy request")}
+	ds := &Dataset{}
 	tok, _, err := login(ctx, base, cfg.AdminEmail, cfg.AdminPassword)
 	if err != nil {
 		return nil, fmt.Errorf("admin login: %w", err)
@@ -253,13 +313,12 @@ func seed(ctx context.Context, cfg *Config, base *Client) (*Dataset, error) {
 	if err := ds.Admin.Do(ctx, qCorrectors, map[string]any{"e": ds.ExamA, "u": ids}, nil); err != nil {
 		return nil, fmt.Errorf("setExamCorrectors: %w", err)
 	}
-	if ds.CopiesA, err = importCopies(ctx, ds.Admin, ds.ImportRec, ds.ExamA, cfg.pdf("copy-a4-4p.pdf"), cfg.CopiesA); err != nil {
+	if ds.CopiesA, err = scanCopies(ctx, ds.Admin, ds.ExamA, cfg.pdf("copy-a4-4p.pdf"), cfg.CopiesA); err != nil {
 		return nil, err
 	}
-	if ds.CopiesB, err = importCopies(ctx, ds.Admin, ds.ImportRec, ds.ExamB, cfg.pdf("copy-a4-4p.pdf"), cfg.FinalizeDistinct+1); err != nil {
+	if ds.CopiesB, err = scanCopies(ctx, ds.Admin, ds.ExamB, cfg.pdf("copy-a4-4p.pdf"), cfg.FinalizeDistinct+1); err != nil {
 		return nil, err
 	}
-	ds.ImportRec.Stop()
 	if err := ds.Admin.Do(ctx, qDispatch, map[string]any{"e": ds.ExamA}, nil); err != nil {
 		return nil, fmt.Errorf("dispatchCopies: %w", err)
 	}

@@ -29,6 +29,7 @@ type Subscriber struct {
 	Events  []LockEvent
 	Resyncs int
 	Closed  error
+	closing bool
 }
 
 // SubscriberPool holds every subscriber of a scenario and their event latencies.
@@ -52,16 +53,15 @@ func connectSubscribers(ctx context.Context, wsURL string, tokens []string, exam
 			return fmt.Errorf("subscriber %d: %w", i, err)
 		}
 		p.Subs[i] = s
+		// Read at once: a socket left unread misses the server's pings and is closed.
+		p.wg.Add(1)
+		go p.receive(s)
 		return nil
 	})
 	connect.Stop()
 	if err != nil {
 		p.Close()
 		return nil, connect, err
-	}
-	for _, s := range p.Subs {
-		p.wg.Add(1)
-		go p.receive(s)
 	}
 	return p, connect, nil
 }
@@ -144,7 +144,9 @@ func (p *SubscriberPool) receive(s *Subscriber) {
 		var m wsMessage
 		if err := s.conn.ReadJSON(&m); err != nil {
 			s.mu.Lock()
-			s.Closed = err
+			if !s.closing {
+				s.Closed = err
+			}
 			s.mu.Unlock()
 			return
 		}
@@ -197,6 +199,7 @@ func (p *SubscriberPool) Close() {
 	for _, s := range p.Subs {
 		if s != nil {
 			s.mu.Lock()
+			s.closing = true
 			_ = s.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
 			s.mu.Unlock()
 			_ = s.conn.Close()
@@ -209,8 +212,27 @@ func (p *SubscriberPool) Close() {
 func (p *SubscriberPool) Snapshot() [][]LockEvent {
 	out := make([][]LockEvent, len(p.Subs))
 	for i, s := range p.Subs {
+		if s == nil {
+			continue
+		}
 		s.mu.Lock()
 		out[i] = append([]LockEvent(nil), s.Events...)
+		s.mu.Unlock()
+	}
+	return out
+}
+
+// CloseReasons counts the subscribers whose socket ended, by reason.
+func (p *SubscriberPool) CloseReasons() map[string]int {
+	out := map[string]int{}
+	for _, s := range p.Subs {
+		if s == nil {
+			continue
+		}
+		s.mu.Lock()
+		if s.Closed != nil {
+			out[truncate(s.Closed.Error(), 80)]++
+		}
 		s.mu.Unlock()
 	}
 	return out
@@ -220,6 +242,9 @@ func (p *SubscriberPool) Snapshot() [][]LockEvent {
 func (p *SubscriberPool) ResyncCount() int {
 	n := 0
 	for _, s := range p.Subs {
+		if s == nil {
+			continue
+		}
 		s.mu.Lock()
 		if s.Resyncs > 0 {
 			n++
