@@ -10,8 +10,8 @@ export GOFLAGS=-mod=mod
 PG=${KORRIGO_LOAD_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}
 REDIS=${KORRIGO_LOAD_REDIS_URL:-redis://127.0.0.1:6379/0}
 OUT=${LOAD_OUT:-loadtest-out}
-PG_TIMEOUT=${LOAD_PG_TIMEOUT:-400}
-SQLITE_TIMEOUT=${LOAD_SQLITE_TIMEOUT:-150}
+PG_TIMEOUT=${LOAD_PG_TIMEOUT:-420}
+SQLITE_TIMEOUT=${LOAD_SQLITE_TIMEOUT:-140}
 SUBSCRIBERS=${LOAD_SUBSCRIBERS:-5000}
 
 go build -o bin/korrigo ./cmd/korrigo && go build -o bin/loadtest ./tools/loadtest || exit 1
