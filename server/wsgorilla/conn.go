@@ -51,6 +51,7 @@ type conn struct {
 	closed      bool  // Close ran
 	localErr    error // what NextReader reports after the adapter closed
 	initTimer   *time.Timer
+	pingTimer   *time.Timer // Options.PingInterval, from connection_ack on
 	linger      *time.Timer
 	stopWatch   func() bool
 }
@@ -109,6 +110,11 @@ func (c *conn) NextReader() (int, io.Reader, error) {
 			v = c.sess.client(data)
 			if c.sess.initReceived && c.initTimer != nil {
 				c.initTimer.Stop()
+			}
+			if c.sess.ponged && c.pingTimer != nil {
+				// As gqlgen does on a pong: the peer is alive, no deadline
+				// until the next ping.
+				_ = c.ws.SetReadDeadline(time.Time{})
 			}
 		}
 		c.mu.Unlock()
@@ -188,16 +194,29 @@ func isNormalClose(code int) bool {
 }
 
 func (c *conn) WriteJSON(v any) error {
-	data, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("wsgorilla: encode message: %w", err)
+	env, ok := readEnvelope(v)
+	var data []byte
+	if ok {
+		data = env.encode()
+	} else {
+		var err error
+		if data, err = json.Marshal(v); err != nil {
+			return fmt.Errorf("wsgorilla: encode message: %w", err)
+		}
+		var m struct{ Type, ID string }
+		if json.Unmarshal(data, &m) == nil {
+			env.typ, env.id = m.Type, m.ID
+		}
 	}
 	c.mu.Lock()
 	// RFC 6455 allows no data after a close frame; gqlgen's subscription
 	// goroutines still try to send their complete while it tears down.
 	send := !c.closeSent && !c.closed
 	if send && c.sess != nil {
-		send = c.sess.server(data)
+		send = c.sess.server(env.typ, env.id)
+		if c.sess.acked && c.pingTimer == nil && c.opts.PingInterval > 0 {
+			c.startPingsLocked()
+		}
 	}
 	c.mu.Unlock()
 	if !send {
@@ -324,9 +343,44 @@ func (c *conn) abort() {
 	_ = c.ws.Close()
 }
 
+// startPingsLocked starts the adapter's keep-alive after connection_ack. It
+// replaces gqlgen's PingPongInterval and KeepAlivePingInterval, which each park
+// a goroutine per connection; a timer costs none while it waits. As with
+// gqlgen, a graphql-transport-ws peer that answers no ping for two intervals
+// is dropped (its read fails on the deadline), and the legacy protocol gets
+// "ka" messages, which need no answer.
+func (c *conn) startPingsLocked() {
+	if c.sess.d.strict {
+		_ = c.ws.SetReadDeadline(time.Now().Add(2 * c.opts.PingInterval))
+	}
+	c.pingTimer = time.AfterFunc(c.opts.PingInterval, c.pingTick)
+}
+
+func (c *conn) pingTick() {
+	c.mu.Lock()
+	if c.closed || c.closeSent {
+		c.mu.Unlock()
+		return
+	}
+	msg := []byte(`{"type":"ka"}`)
+	if c.sess.d.strict {
+		msg = []byte(`{"type":"ping"}`)
+		if c.sess.ponged {
+			_ = c.ws.SetReadDeadline(time.Now().Add(2 * c.opts.PingInterval))
+		}
+		c.sess.ponged = false
+	}
+	c.pingTimer.Reset(c.opts.PingInterval)
+	c.mu.Unlock()
+	_ = c.writeText(msg) // a failed write aborts the connection
+}
+
 func (c *conn) stopTimersLocked() {
 	if c.initTimer != nil {
 		c.initTimer.Stop()
+	}
+	if c.pingTimer != nil {
+		c.pingTimer.Stop()
 	}
 	if c.stopWatch != nil {
 		c.stopWatch()

@@ -14,6 +14,7 @@ const (
 	DefaultWriteTimeout     = 10 * time.Second
 	DefaultHandshakeTimeout = 10 * time.Second
 	DefaultCloseGrace       = time.Second
+	DefaultReadBufferSize   = 512
 )
 
 // Options configures the adapter. The zero value is usable and safe: same-origin
@@ -31,9 +32,20 @@ type Options struct {
 	// A larger message closes the socket with 1009.
 	ReadLimit int64
 
-	// ReadBufferSize and WriteBufferSize size gorilla's I/O buffers (0: 4 KiB).
-	// Write buffers come from a pool, so idle connections hold none.
+	// ReadBufferSize and WriteBufferSize size gorilla's I/O buffers (defaults:
+	// 512 B and 4 KiB). Write buffers come from a pool, so idle connections
+	// hold none; the read buffer is held for the life of the connection, and
+	// larger messages are read through it in several steps. The buffers of
+	// the hijacked HTTP connection are released after the upgrade.
 	ReadBufferSize, WriteBufferSize int
+
+	// PingInterval, if positive, makes the adapter keep connections alive
+	// after connection_ack: graphql-transport-ws gets a ping every interval
+	// and is dropped after two intervals without a pong; graphql-ws gets a
+	// "ka" every interval. It replaces gqlgen's PingPongInterval and
+	// KeepAlivePingInterval (leave those zero), which cost a goroutine per
+	// connection; the adapter uses a timer.
+	PingInterval time.Duration
 
 	// HandshakeTimeout bounds writing the 101 response (default 10 s).
 	HandshakeTimeout time.Duration
@@ -75,6 +87,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.HandshakeTimeout <= 0 {
 		o.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if o.ReadBufferSize <= 0 {
+		o.ReadBufferSize = DefaultReadBufferSize
 	}
 	if o.CloseGrace == 0 {
 		o.CloseGrace = DefaultCloseGrace

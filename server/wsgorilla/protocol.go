@@ -88,6 +88,8 @@ type session struct {
 	// new operation reusing the id, so that one message is swallowed.
 	active map[string]struct{}
 	stale  map[string]struct{}
+	// ponged records a pong since the adapter's last ping (Options.PingInterval).
+	ponged bool
 }
 
 func newSession(d *dialect) *session {
@@ -142,6 +144,7 @@ func (s *session) strictClient(m clientMessage) verdict {
 		if !s.initReceived {
 			return verdict{action: drop}
 		}
+		s.ponged = true
 		return verdict{action: forward}
 	case s.d.subscribe:
 		if m.ID == "" || !validSubscribePayload(m.Payload) {
@@ -196,14 +199,8 @@ func (s *session) clientComplete(id string) {
 
 // server reports whether a message gqlgen wrote should reach the client, and
 // records acks and operation ends.
-func (s *session) server(data []byte) bool {
-	var m struct {
-		Type string `json:"type"`
-		ID   string `json:"id"`
-	}
-	if err := json.Unmarshal(data, &m); err != nil {
-		return true
-	}
+func (s *session) server(typ, id string) bool {
+	m := struct{ Type, ID string }{typ, id}
 	switch m.Type {
 	case s.d.ack:
 		s.acked = true

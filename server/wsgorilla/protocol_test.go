@@ -1,6 +1,7 @@
 package wsgorilla
 
 import (
+	"encoding/json"
 	"net/http"
 	"slices"
 	"strings"
@@ -127,7 +128,11 @@ func runSteps(t *testing.T, protocol string, tests map[string][]step) {
 			s := newSession(dialects[protocol])
 			for i, st := range steps {
 				if st.fromServer {
-					if got := s.server([]byte(st.data)); got != st.wantSent {
+					var m struct{ Type, ID string }
+					if err := json.Unmarshal([]byte(st.data), &m); err != nil {
+						t.Fatal(err)
+					}
+					if got := s.server(m.Type, m.ID); got != st.wantSent {
 						t.Fatalf("step %d: server %s sent=%v, want %v", i, st.data, got, st.wantSent)
 					}
 					continue

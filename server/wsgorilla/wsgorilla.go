@@ -29,7 +29,9 @@
 package wsgorilla
 
 import (
+	"bufio"
 	"fmt"
+	"net"
 	"net/http"
 	"slices"
 	"sync"
@@ -68,12 +70,46 @@ func (im *implementation) Accept(
 ) (transport.WebsocketConn, error) {
 	up := im.upgrader
 	up.Subprotocols = mergeSubprotocols(im.upgrader.Subprotocols, options.Subprotocols)
-
-	ws, err := up.Upgrade(w, r, options.ResponseHeader)
+	hw := &hijackWriter{ResponseWriter: w}
+	ws, err := up.Upgrade(hw, r, options.ResponseHeader)
 	if err != nil {
 		return nil, fmt.Errorf("wsgorilla: upgrade: %w", err)
 	}
+	hw.release()
 	return newConn(ws, r, &im.opts), nil
+}
+
+// hijackWriter remembers the buffers net/http hands over with the connection.
+// With a ReadBufferSize set and a WriteBufferPool, gorilla uses them only for
+// the handshake, but net/http's connection keeps pointing at them (4 KiB
+// each) for as long as the handler runs, which for a WebSocket is its whole
+// life. After Hijack they belong to the caller, so release drops their memory.
+type hijackWriter struct {
+	http.ResponseWriter
+	brw *bufio.ReadWriter
+}
+
+func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	h.brw = brw
+	return c, brw, err
+}
+
+// Unwrap lets http.ResponseController reach the server's writer.
+func (h *hijackWriter) Unwrap() http.ResponseWriter { return h.ResponseWriter }
+
+func (h *hijackWriter) release() {
+	if h.brw == nil {
+		return
+	}
+	// gorilla refused the upgrade if the client had sent data after the
+	// request, so nothing is buffered here; the handshake is written.
+	if h.brw.Reader != nil && h.brw.Reader.Buffered() == 0 {
+		*h.brw.Reader = bufio.Reader{}
+	}
+	if h.brw.Writer != nil && h.brw.Writer.Buffered() == 0 {
+		*h.brw.Writer = bufio.Writer{}
+	}
 }
 
 // mergeSubprotocols adds gqlgen's subprotocols to the upgrader's, preferring

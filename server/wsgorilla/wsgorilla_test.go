@@ -402,6 +402,47 @@ func TestMissingPongEndsConnection(t *testing.T) {
 	e.awaitClosed()
 }
 
+// The adapter's own keep-alive (Options.PingInterval) replaces gqlgen's
+// goroutines with a timer and keeps gqlgen's behaviour.
+func TestAdapterPings(t *testing.T) {
+	const every = 20 * time.Millisecond
+	t.Run(transportWS, func(t *testing.T) {
+		e := newEnv(t, wsgorilla.Options{PingInterval: every}, nil)
+		c := e.connect(transportWS)
+		expectType(t, c, "ping")
+		expectType(t, c, "ping")
+	})
+	t.Run(legacyWS, func(t *testing.T) {
+		e := newEnv(t, wsgorilla.Options{PingInterval: every}, nil)
+		c := e.connect(legacyWS)
+		expectType(t, c, "ka") // gqlgen's, right after the ack
+		expectType(t, c, "ka") // the adapter's timer
+		expectType(t, c, "ka")
+	})
+	t.Run("no pings before the ack", func(t *testing.T) {
+		e := newEnv(t, wsgorilla.Options{PingInterval: every, InitTimeout: 10 * every}, nil)
+		c := e.dial(transportWS)
+		expectClose(t, c, 4408, "Connection initialisation timeout")
+	})
+	t.Run("missing pong ends the connection", func(t *testing.T) {
+		e := newEnv(t, wsgorilla.Options{PingInterval: every}, nil)
+		e.connect(transportWS) // never answers
+		e.awaitClosed()
+	})
+	t.Run("pongs keep the connection", func(t *testing.T) {
+		// A slower clock: the client must answer within two intervals on a
+		// busy machine.
+		e := newEnv(t, wsgorilla.Options{PingInterval: 5 * every}, nil)
+		c := e.connect(transportWS)
+		// Six pings answered span three times the two-interval deadline.
+		for range 6 {
+			expectType(t, c, "ping")
+			send(t, c, msg{Type: "pong"})
+		}
+		e.subscribe(c, transportWS, "1")
+	})
+}
+
 func TestShutdownEndsSubscriptions(t *testing.T) {
 	e := newEnv(t, wsgorilla.Options{}, nil)
 	running := e.connect(transportWS)
