@@ -176,7 +176,7 @@ func (m *metrics) aroundOperations(ctx context.Context, next graphql.OperationHa
 	m.subs.Inc()
 	var once sync.Once
 	done := func() { once.Do(m.subs.Dec) }
-	go func() { <-ctx.Done(); done() }()
+	context.AfterFunc(ctx, done) // no goroutine parked per subscription
 	h := next(ctx)
 	return func(ctx context.Context) *graphql.Response {
 		r := h(ctx)

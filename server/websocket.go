@@ -40,6 +40,10 @@ func (a *App) websocketTransport() transport.Websocket {
 			CheckOrigin: wsgorilla.AllowOrigins(a.Config.AllowedOrigins...),
 			ReadLimit:   wsReadLimit,
 			InitTimeout: initTimeout,
+			// The adapter's timer pings both subprotocols (and drops a
+			// graphql-transport-ws peer silent for 2 intervals); gqlgen's
+			// own pingers would park two goroutines per connection.
+			PingInterval: ping,
 			OnProtocolClose: func(r *http.Request, code int, reason string) {
 				log.Info("websocket closed for a protocol violation", zap.Int("code", code), zap.String("reason", reason),
 					zap.String("request_id", httpctx.RequestID(r.Context())))
@@ -47,10 +51,8 @@ func (a *App) websocketTransport() transport.Websocket {
 		}),
 		InitFunc: websocketInit(a.Services.Auth, log),
 		// The adapter owns the init timer (4408); gqlgen's is a later backstop.
-		InitTimeout:           initTimeout + 5*time.Second,
-		KeepAlivePingInterval: ping, // graphql-ws (legacy)
-		PingPongInterval:      ping, // graphql-transport-ws; drops a peer silent for 2 intervals
-		PayloadReadLimit:      &limit,
+		InitTimeout:      initTimeout + 5*time.Second,
+		PayloadReadLimit: &limit,
 		ErrorFunc: func(ctx context.Context, err error) {
 			log.Debug("websocket error", zap.Error(err), zap.String("request_id", httpctx.RequestID(ctx)))
 		},
