@@ -13,6 +13,7 @@ package pubsub
 import (
 	"context"
 	"errors"
+	"sync"
 
 	"go.uber.org/zap"
 )
@@ -29,6 +30,29 @@ type Message struct {
 	// subscriber must re-read the current state. Messages that follow it are
 	// newer than the loss, so versions still order them against the snapshot.
 	Resync bool
+
+	// decoded is shared by every local delivery of one publish (see Decode).
+	decoded *decodeOnce
+}
+
+type decodeOnce struct {
+	once sync.Once
+	v    any
+	err  error
+}
+
+// Decode returns decode(m.Payload), computed once per published message and
+// shared by every subscriber in this process that receives it: with thousands
+// of subscribers on one topic, the payload is decoded once, not once each.
+// Every subscriber of a topic must pass the same decode, and treat the value
+// as read-only. A message built outside the broker is decoded on each call.
+func (m Message) Decode(decode func([]byte) (any, error)) (any, error) {
+	if m.decoded == nil {
+		return decode(m.Payload)
+	}
+	d := m.decoded
+	d.once.Do(func() { d.v, d.err = decode(m.Payload) })
+	return d.v, d.err
 }
 
 // Broker publishes notifications and fans them out to subscribers, in this
@@ -41,6 +65,15 @@ type Broker interface {
 	// channel is closed, on Subscription.Close, when ctx is done, or when the
 	// broker closes.
 	Subscribe(ctx context.Context, topic string) (*Subscription, error)
+	// SubscribeFunc is Subscribe for subscribers that keep no goroutine and no
+	// buffer of their own: deliver is called with every message of topic
+	// (Resync included), in order, from the goroutine that publishes it (the
+	// publisher's, or the Redis reader's). It must return at once without
+	// blocking and without calling the broker (hand the message on with a
+	// non-blocking send, and resync when that fails). ended is called once,
+	// after the last deliver, when the subscription ends (Close, ctx, or the
+	// broker closing); the Subscription's C is nil.
+	SubscribeFunc(ctx context.Context, topic string, deliver func(Message), ended func()) (*Subscription, error)
 	// Close ends every subscription and releases the connection.
 	Close() error
 	// Ping reports whether the broker can deliver (used by /readyz).

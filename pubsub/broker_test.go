@@ -2,6 +2,7 @@ package pubsub
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"runtime"
@@ -299,5 +300,90 @@ func TestCloseEndsEverything(t *testing.T) {
 			t.Errorf("second Close: %v", err)
 		}
 		goroutinesBack(t, base)
+	})
+}
+
+// A callback subscriber gets every message in order from the publishing
+// goroutine, shares one decode per publish with the other subscribers, and
+// hears once that it ended, whichever way it ends.
+func TestSubscribeFunc(t *testing.T) {
+	forEachImpl(t, func(t *testing.T, im impl) {
+		b := im.newBroker(t)
+		type fsub struct {
+			mu    sync.Mutex
+			got   []int
+			dec   []any
+			ended chan struct{}
+			calls int
+		}
+		start := func(ctx context.Context, topic string) (*fsub, *Subscription) {
+			f := &fsub{ended: make(chan struct{}, 2)}
+			s, err := b.SubscribeFunc(ctx, topic, func(m Message) {
+				f.mu.Lock()
+				defer f.mu.Unlock()
+				v, _ := m.Decode(func(p []byte) (any, error) {
+					var sp seqPayload
+					err := json.Unmarshal(p, &sp)
+					return &sp, err
+				})
+				f.got = append(f.got, seqOf(t, m))
+				f.dec = append(f.dec, v)
+			}, func() { f.ended <- struct{}{} })
+			if err != nil {
+				t.Fatalf("SubscribeFunc: %v", err)
+			}
+			if s.C() != nil {
+				t.Fatal("a callback subscription has a channel")
+			}
+			return f, s
+		}
+		count := func(f *fsub) int { f.mu.Lock(); defer f.mu.Unlock(); return len(f.got) }
+		ended := func(f *fsub, what string) {
+			t.Helper()
+			select {
+			case <-f.ended:
+			case <-time.After(waitTimeout):
+				t.Fatalf("%s: ended not called", what)
+			}
+			select {
+			case <-f.ended:
+				t.Fatalf("%s: ended called twice", what)
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		a, sa := start(context.Background(), "f")
+		c, _ := start(ctx, "f")
+		d, _ := start(context.Background(), "f")
+		const n = 200
+		for i := range n {
+			publish(t, b, "f", seqMsg(i))
+		}
+		eventually(t, "all delivered", func() bool { return count(a) == n && count(c) == n && count(d) == n })
+		for i := range n {
+			if a.got[i] != i || c.got[i] != i {
+				t.Fatalf("message %d: got %d and %d", i, a.got[i], c.got[i])
+			}
+			if a.dec[i] != c.dec[i] || a.dec[i].(*seqPayload).Seq != i {
+				t.Fatalf("message %d decoded twice or wrongly", i)
+			}
+		}
+
+		sa.Close()
+		ended(a, "Close")
+		sa.Close()
+		cancel()
+		ended(c, "ctx")
+		publish(t, b, "f", seqMsg(n))
+		eventually(t, "the last subscriber still served", func() bool { return count(d) == n+1 })
+		if count(a) != n || count(c) != n {
+			t.Fatal("delivery after the end")
+		}
+		if err := b.Close(); err != nil {
+			t.Fatal(err)
+		}
+		ended(d, "broker Close")
 	})
 }

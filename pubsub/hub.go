@@ -68,7 +68,11 @@ type Subscription struct {
 	t     *topicSubs
 	// ch has one slot more than the buffer: data may only fill bufSize
 	// slots, so there is always room to queue a Resync right behind a drop.
+	// Nil for a callback subscription (fn).
 	ch chan Message
+	// fn and ended are a SubscribeFunc subscriber's callbacks.
+	fn    func(Message)
+	ended func()
 
 	closed    bool        // guarded by hub.mu
 	stopWatch func() bool // unregisters the ctx watcher; guarded by hub.mu
@@ -94,6 +98,10 @@ func (s *Subscription) Close() { s.hub.remove(s) }
 // sender on s.ch, so the length checks cannot be invalidated before the send
 // (the reader can only make room).
 func (s *Subscription) deliver(m Message) {
+	if s.fn != nil {
+		s.fn(m)
+		return
+	}
 	if len(s.ch) < cap(s.ch)-1 {
 		s.ch <- m
 		return
@@ -107,17 +115,26 @@ func (s *Subscription) deliver(m Message) {
 // it will re-read the snapshot after everything already published, which
 // covers this loss too.
 func (s *Subscription) resync() {
+	if s.fn != nil {
+		s.fn(Message{Topic: s.topic, Resync: true})
+		return
+	}
 	if len(s.ch) < cap(s.ch) {
 		s.ch <- Message{Topic: s.topic, Resync: true}
 	}
 }
 
 func (h *hub) subscribe(ctx context.Context, topic string) (*Subscription, error) {
+	return h.subscribeFunc(ctx, topic, nil, nil)
+}
+
+// subscribeFunc subscribes with a channel (fn nil) or with callbacks.
+func (h *hub) subscribeFunc(ctx context.Context, topic string, fn func(Message), ended func()) (*Subscription, error) {
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		s, retry, err := h.trySubscribe(ctx, topic)
+		s, retry, err := h.trySubscribe(ctx, topic, fn, ended)
 		if !retry {
 			return s, err
 		}
@@ -126,7 +143,7 @@ func (h *hub) subscribe(ctx context.Context, topic string) (*Subscription, error
 
 // trySubscribe asks for a retry when the subscriber that ran the first hook
 // gave up (its ctx ended): that failure says nothing about this caller.
-func (h *hub) trySubscribe(ctx context.Context, topic string) (s *Subscription, retry bool, err error) {
+func (h *hub) trySubscribe(ctx context.Context, topic string, fn func(Message), ended func()) (s *Subscription, retry bool, err error) {
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
@@ -137,7 +154,14 @@ func (h *hub) trySubscribe(ctx context.Context, topic string) (s *Subscription, 
 		t = &topicSubs{subs: make(map[*Subscription]struct{}), ready: make(chan struct{})}
 		h.topics[topic] = t
 	}
-	s = &Subscription{topic: topic, hub: h, t: t, ch: make(chan Message, h.bufSize+1)}
+	s = &Subscription{topic: topic, hub: h, t: t, fn: fn}
+	if fn == nil {
+		s.ch = make(chan Message, h.bufSize+1)
+	} else {
+		// Called once the subscription is live; a failed subscribe ends
+		// without it.
+		s.ended = func() {}
+	}
 	// Registered before the hook runs, so hasSubscribers is already true for
 	// it and nothing published after the hook returns can be missed.
 	t.subs[s] = struct{}{}
@@ -162,6 +186,11 @@ func (h *hub) trySubscribe(ctx context.Context, topic string) (s *Subscription, 
 	h.mu.Lock()
 	s.stopWatch = stop
 	closed := s.closed
+	if fn != nil && ended != nil && !closed {
+		t.sendMu.Lock() // end reads ended under sendMu
+		s.ended = ended
+		t.sendMu.Unlock()
+	}
 	h.mu.Unlock()
 	if closed { // the broker closed or ctx ended while the hook ran
 		stop()
@@ -200,13 +229,14 @@ func (h *hub) remove(s *Subscription) {
 	if s.stopWatch != nil {
 		s.stopWatch()
 	}
-	close(s.ch)
+	s.closeChan()
 	delete(s.t.subs, s)
 	last := len(s.t.subs) == 0
 	if last && h.topics[s.topic] == s.t {
 		delete(h.topics, s.topic)
 	}
 	h.mu.Unlock()
+	s.end()
 
 	if last && h.hooks.last != nil {
 		h.hooks.last(s.topic)
@@ -215,9 +245,8 @@ func (h *hub) remove(s *Subscription) {
 
 // publish delivers to every local subscriber of topic without waiting for any.
 func (h *hub) publish(topic string, payload []byte) error {
-	return h.each(topic, func(s *Subscription) {
-		s.deliver(Message{Topic: topic, Payload: payload})
-	})
+	m := Message{Topic: topic, Payload: payload, decoded: &decodeOnce{}}
+	return h.each(topic, func(s *Subscription) { s.deliver(m) })
 }
 
 // resync tells every local subscriber of topic that messages may have been lost.
@@ -260,19 +289,47 @@ func (h *hub) isClosed() bool {
 // down its connection anyway.
 func (h *hub) close() {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	if h.closed {
+		h.mu.Unlock()
 		return
 	}
 	h.closed = true
+	var ended []*Subscription
 	for _, t := range h.topics {
 		for s := range t.subs {
 			s.closed = true
 			if s.stopWatch != nil {
 				s.stopWatch()
 			}
-			close(s.ch)
+			s.closeChan()
+			ended = append(ended, s)
 		}
 	}
 	h.topics = nil
+	h.mu.Unlock()
+	for _, s := range ended {
+		s.end()
+	}
+}
+
+func (s *Subscription) closeChan() {
+	if s.ch != nil {
+		close(s.ch)
+	}
+}
+
+// end runs a callback subscriber's ended, once, outside the hub's locks (the
+// subscription is already removed, so no deliver follows). Deliveries run
+// under the topic's sendMu; taking it here waits for one in flight.
+func (s *Subscription) end() {
+	if s.fn == nil {
+		return
+	}
+	s.t.sendMu.Lock()
+	ended := s.ended
+	s.ended = nil
+	s.t.sendMu.Unlock()
+	if ended != nil {
+		ended()
+	}
 }

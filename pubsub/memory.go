@@ -33,6 +33,11 @@ func (m *Memory) Subscribe(ctx context.Context, topic string) (*Subscription, er
 	return m.hub.subscribe(ctx, topic)
 }
 
+// SubscribeFunc starts a callback subscription on topic (see Broker).
+func (m *Memory) SubscribeFunc(ctx context.Context, topic string, deliver func(Message), ended func()) (*Subscription, error) {
+	return m.hub.subscribeFunc(ctx, topic, deliver, ended)
+}
+
 // Close ends every subscription.
 func (m *Memory) Close() error {
 	m.hub.close()

@@ -114,6 +114,11 @@ func (r *Redis) Subscribe(ctx context.Context, topic string) (*Subscription, err
 	return r.hub.subscribe(ctx, topic)
 }
 
+// SubscribeFunc is Subscribe with a callback (see Broker).
+func (r *Redis) SubscribeFunc(ctx context.Context, topic string, deliver func(Message), ended func()) (*Subscription, error) {
+	return r.hub.subscribeFunc(ctx, topic, deliver, ended)
+}
+
 // Ping checks that the server answers.
 func (r *Redis) Ping(ctx context.Context) error {
 	if r.hub.isClosed() {
