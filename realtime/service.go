@@ -196,27 +196,46 @@ func runStream[E, S any](ctx context.Context, s *Service, examID string, st exam
 // every copy's lease holder (not the copies' content), as the CopyLock query
 // rule allows.
 func (s *Service) CopyLockChanged(ctx context.Context, examID string) (<-chan *CopyLockEvent, error) {
-	return openStream(ctx, s, examID, examStream[CopyLockEvent, map[string]time.Time]{
+	// The lock delta reads nothing: no goroutine per subscription.
+	return openLiveStream(ctx, s, examID, examStream[CopyLockEvent, map[string]time.Time]{
 		name: "copyLockChanged", topic: examLocksTopic(examID), snapshot: s.lockSnapshot, delta: s.lockDelta,
 	})
 }
 
-// lockDelta turns a lock notification into an event, or nil to drop it.
-func (s *Service) lockDelta(_ context.Context, examID string, m pubsub.Message, stamps map[string]time.Time) (*CopyLockEvent, bool) {
+// lockDecoded is a lock notification and the event it becomes, decoded once
+// per publish for every subscriber of the topic in this process
+// (pubsub.Message.Decode), and read-only from then on.
+type lockDecoded struct {
+	lm lockMessage
+	ev *CopyLockEvent
+}
+
+func decodeLock(payload []byte) (any, error) {
 	var lm lockMessage
-	if err := json.Unmarshal(m.Payload, &lm); err != nil || lm.ExamID != examID {
+	if err := json.Unmarshal(payload, &lm); err != nil {
+		return nil, err
+	}
+	copyID := lm.CopyID
+	return &lockDecoded{lm: lm, ev: &CopyLockEvent{Kind: lm.Kind, ExamID: lm.ExamID, CopyID: &copyID,
+		Owner: &LockHolder{ID: lm.OwnerID, Name: lm.OwnerName}, ExpiresAt: lm.ExpiresAt, At: lm.At}}, nil
+}
+
+// lockDelta turns a lock notification into an event, or nil to drop it. The
+// event is shared by every subscriber that receives it.
+func (s *Service) lockDelta(_ context.Context, examID string, m pubsub.Message, stamps map[string]time.Time) (*CopyLockEvent, bool) {
+	v, err := m.Decode(decodeLock)
+	if err != nil || v.(*lockDecoded).lm.ExamID != examID {
 		s.log.Warn("realtime: undecodable lock event dropped", zap.String("topic", m.Topic), zap.Error(err))
 		return nil, false
 	}
+	d := v.(*lockDecoded)
 	// Ordered against the snapshot only: a notification whose change the
 	// snapshot already shows (it committed before the read) is dropped.
 	// Later notifications arrive in publish order, which is commit order.
-	if at, ok := stamps[lm.CopyID]; ok && !lm.At.After(at) {
+	if at, ok := stamps[d.lm.CopyID]; ok && !d.lm.At.After(at) {
 		return nil, false
 	}
-	copyID := lm.CopyID
-	return &CopyLockEvent{Kind: lm.Kind, ExamID: examID, CopyID: &copyID,
-		Owner: &LockHolder{ID: lm.OwnerID, Name: lm.OwnerName}, ExpiresAt: lm.ExpiresAt, At: lm.At}, false
+	return d.ev, false
 }
 
 // lockSnapshot reads the exam's live leases, and for every copy the commit time
@@ -280,11 +299,12 @@ func (s *Service) CopyStatusChanged(ctx context.Context, examID string) (<-chan 
 // statusDelta turns a status notification into an event, or nil to drop it;
 // stop ends the stream (the request is gone).
 func (s *Service) statusDelta(ctx context.Context, examID string, m pubsub.Message, versions map[string]int) (*CopyStatusEvent, bool) {
-	var sm statusMessage
-	if err := json.Unmarshal(m.Payload, &sm); err != nil || sm.ExamID != examID {
+	v, err := m.Decode(decodeStatus)
+	if err != nil || v.(*statusDecoded).sm.ExamID != examID {
 		s.log.Warn("realtime: undecodable status event dropped", zap.String("topic", m.Topic), zap.Error(err))
 		return nil, false
 	}
+	sm := &v.(*statusDecoded).sm
 	if sm.Version <= versions[sm.CopyID] {
 		return nil, false // the snapshot or an earlier event already showed it
 	}
@@ -303,13 +323,27 @@ func (s *Service) statusDelta(ctx context.Context, examID string, m pubsub.Messa
 		}
 	}
 	versions[sm.CopyID] = sm.Version
+	return v.(*statusDecoded).ev, false
+}
+
+// statusDecoded is lockDecoded for status notifications.
+type statusDecoded struct {
+	sm statusMessage
+	ev *CopyStatusEvent
+}
+
+func decodeStatus(payload []byte) (any, error) {
+	var sm statusMessage
+	if err := json.Unmarshal(payload, &sm); err != nil {
+		return nil, err
+	}
 	copyID, status, from, version := sm.CopyID, sm.Status, sm.From, sm.Version
-	ev := &CopyStatusEvent{Kind: StatusChanged, ExamID: examID, CopyID: &copyID, Status: &status,
+	ev := &CopyStatusEvent{Kind: StatusChanged, ExamID: sm.ExamID, CopyID: &copyID, Status: &status,
 		Version: &version, At: sm.At}
 	if from != "" {
 		ev.PreviousStatus = &from
 	}
-	return ev, false
+	return &statusDecoded{sm: sm, ev: ev}, nil
 }
 
 func (s *Service) statusSnapshot(ctx context.Context, examID string) (*CopyStatusEvent, map[string]int, error) {

@@ -3,6 +3,7 @@ package realtime_test
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -260,5 +261,54 @@ func TestJobProgressPollsAndCompletes(t *testing.T) {
 		}
 	case <-time.After(wait):
 		t.Fatal("stream not closed")
+	}
+}
+
+// copyLockChanged parks no goroutine per subscription (the broker calls it
+// back), still delivers to every subscriber, and ends when the broker closes.
+func TestLockStreamsHoldNoGoroutine(t *testing.T) {
+	d := dbtest.Open(t, "sqlite3")
+	f := newFixture(t, d)
+	ctx, cancel := context.WithCancel(as(f.teacher))
+	defer cancel()
+	const n = 50
+	base := runtime.NumGoroutine()
+	chans := make([]<-chan *realtime.CopyLockEvent, n)
+	for i := range chans {
+		ch, err := f.rt.CopyLockChanged(ctx, f.exam.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recv(t, ch) // snapshot
+		chans[i] = ch
+	}
+	if grown := runtime.NumGoroutine() - base; grown >= n {
+		t.Fatalf("%d subscriptions added %d goroutines", n, grown)
+	}
+	now := time.Now()
+	f.pub.CopyLockChanged(context.Background(), grading.LockEvent{ExamID: f.exam.ID, CopyID: f.copy.ID,
+		Kind: grading.LockAcquired, OwnerID: f.teacher.ID, OwnerName: f.teacher.Name, ExpiresAt: now.Add(time.Minute), At: now})
+	var first *realtime.CopyLockEvent
+	for _, ch := range chans {
+		ev := recv(t, ch)
+		if ev.Kind != realtime.LockAcquired || *ev.CopyID != f.copy.ID {
+			t.Fatalf("got %+v", ev)
+		}
+		if first == nil {
+			first = ev
+		} else if ev != first {
+			t.Fatal("the event was built once per subscriber")
+		}
+	}
+	_ = f.broker.Close()
+	for _, ch := range chans {
+		select {
+		case _, ok := <-ch:
+			if ok {
+				t.Fatal("event after the broker closed")
+			}
+		case <-time.After(wait):
+			t.Fatal("stream not ended by the broker closing")
+		}
 	}
 }
