@@ -9,12 +9,15 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -36,9 +39,26 @@ import (
 // without the clients'; clients and server share this machine's cores.
 // Reported: delivered/expected (%), p50/p99 publish→receive latency (ms), and
 // server memory per idle connection holding one subscription (KB, heap+stacks
-// in use after GC). With KORRIGO_TEST_REDIS_URL the child uses the Redis broker.
+// in use after GC) and goroutines per connection. The CPU time of each process
+// per event is reported too (server-cpu-ms/event, client-cpu-ms/event), so the
+// share of the measuring clients, which run on the same cores, is visible.
+// With KORRIGO_TEST_REDIS_URL the child uses the Redis broker. With
+// KORRIGO_FANOUT_PPROF=dir the server writes heap-N.pprof and goroutine-N.pprof
+// (idle, subscribed) and cpu-N.pprof (during the publishes) there.
+// KORRIGO_FANOUT_N=1000,5000 replaces the list of N.
 func BenchmarkFanout(b *testing.B) {
-	for _, n := range []int{100, 1000, 5000} {
+	sizes := []int{100, 1000, 5000}
+	if v := os.Getenv("KORRIGO_FANOUT_N"); v != "" { // e.g. "5000" while profiling
+		sizes = nil
+		for _, f := range strings.Split(v, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil {
+				b.Fatalf("KORRIGO_FANOUT_N: %v", err)
+			}
+			sizes = append(sizes, n)
+		}
+	}
+	for _, n := range sizes {
 		f := startFanout(b, n)
 		b.Run(fmt.Sprintf("subscribers=%d", n), f.run)
 		f.stop()
@@ -54,6 +74,9 @@ type fanout struct {
 	setup    fanoutSetup
 	conns    []*websocket.Conn
 	perConnB float64
+	// stackShare is the part of perConnB that is goroutine stacks.
+	stackShare float64
+	perConnG   float64
 
 	mu        sync.Mutex
 	latencies []time.Duration
@@ -87,7 +110,8 @@ func startFanout(b *testing.B, n int) *fanout {
 	if err := json.Unmarshal([]byte(f.reply(b)), &f.setup); err != nil {
 		b.Fatal(err)
 	}
-	before := f.mem(b)
+	heap0, stack0 := f.mem(b)
+	gBefore := f.goroutines(b)
 
 	url := "ws" + strings.TrimPrefix(f.setup.URL, "http") + "/graphql"
 	f.conns = make([]*websocket.Conn, n)
@@ -114,8 +138,13 @@ func startFanout(b *testing.B, n int) *fanout {
 		b.Fatalf("connect: %v", err)
 	}
 	time.Sleep(500 * time.Millisecond) // let the server's per-connection work settle
-	after := f.mem(b)
-	f.perConnB = float64(after-before) / float64(n)
+	heap1, stack1 := f.mem(b)
+	f.perConnB = float64(heap1+stack1-heap0-stack0) / float64(n)
+	f.stackShare = float64(stack1-stack0) / float64(heap1+stack1-heap0-stack0)
+	f.perConnG = float64(f.goroutines(b)-gBefore) / float64(n)
+	if dir := os.Getenv("KORRIGO_FANOUT_PPROF"); dir != "" {
+		f.command(b, fmt.Sprintf("profile %s %d", dir, n))
+	}
 	for _, c := range f.conns {
 		go f.receive(c)
 	}
@@ -142,12 +171,36 @@ func (f *fanout) command(b testing.TB, c string) string {
 	return f.reply(b)
 }
 
-func (f *fanout) mem(b testing.TB) int64 {
-	v, err := strconv.ParseInt(f.command(b, "mem"), 10, 64)
+// mem returns the server's heap and goroutine stacks in use.
+func (f *fanout) mem(b testing.TB) (heap, stack int64) {
+	var v [2]int64
+	if err := json.Unmarshal([]byte(f.command(b, "mem")), &v); err != nil {
+		b.Fatal(err)
+	}
+	return v[0], v[1]
+}
+
+func (f *fanout) goroutines(b testing.TB) int64 {
+	v, err := strconv.ParseInt(f.command(b, "goroutines"), 10, 64)
 	if err != nil {
 		b.Fatal(err)
 	}
 	return v
+}
+
+// cpu returns the user+system CPU time of the server process and of this one.
+func (f *fanout) cpu(b testing.TB) (server, client time.Duration) {
+	v, err := strconv.ParseInt(f.command(b, "cpu"), 10, 64)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(v), selfCPU()
+}
+
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // connect opens one socket, subscribes, and waits for the snapshot.
@@ -165,6 +218,9 @@ func (f *fanout) connect(url string) (*websocket.Conn, error) {
 		_, data, err := c.ReadMessage()
 		if err != nil {
 			return nil, err
+		}
+		if strings.Contains(string(data), `"error"`) {
+			return nil, fmt.Errorf("subscribe: %s", data)
 		}
 		if strings.Contains(string(data), `"SNAPSHOT"`) {
 			_ = c.SetReadDeadline(time.Time{})
@@ -214,6 +270,10 @@ func (f *fanout) run(b *testing.B) {
 	f.mu.Unlock()
 	f.received.Store(0)
 	want := int64(0)
+	if dir := os.Getenv("KORRIGO_FANOUT_PPROF"); dir != "" {
+		f.command(b, fmt.Sprintf("cpuprofile %s %d", dir, f.n))
+	}
+	srv0, cli0 := f.cpu(b)
 	b.ResetTimer()
 	for range b.N {
 		want += int64(f.n)
@@ -225,6 +285,11 @@ func (f *fanout) run(b *testing.B) {
 	}
 	b.StopTimer()
 	time.Sleep(100 * time.Millisecond)
+	srv1, cli1 := f.cpu(b)
+	if os.Getenv("KORRIGO_FANOUT_PPROF") != "" {
+		f.command(b, "stopcpu")
+	}
+	perEvent := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) / float64(b.N) }
 	f.mu.Lock()
 	lat := slices.Clone(f.latencies)
 	f.mu.Unlock()
@@ -239,8 +304,13 @@ func (f *fanout) run(b *testing.B) {
 	b.ReportMetric(pct(0.50), "p50-ms")
 	b.ReportMetric(pct(0.99), "p99-ms")
 	b.ReportMetric(f.perConnB/1024, "KB/idle-conn")
-	b.Logf("broker=%s subscribers=%d events=%d delivered=%d/%d p50=%.2fms p99=%.2fms server=%.1fKB/idle-conn",
-		f.setup.Broker, f.n, b.N, f.received.Load(), want, pct(0.5), pct(0.99), f.perConnB/1024)
+	b.ReportMetric(f.perConnG, "goroutines/conn")
+	b.ReportMetric(perEvent(srv1-srv0), "server-cpu-ms/event")
+	b.ReportMetric(perEvent(cli1-cli0), "client-cpu-ms/event")
+	b.Logf("broker=%s subscribers=%d events=%d delivered=%d/%d p50=%.2fms p99=%.2fms server=%.1fKB/idle-conn "+
+		"(%.0f%% stacks) %.2f goroutines/conn cpu/event: server %.1fms clients %.1fms",
+		f.setup.Broker, f.n, b.N, f.received.Load(), want, pct(0.5), pct(0.99), f.perConnB/1024,
+		100*f.stackShare, f.perConnG, perEvent(srv1-srv0), perEvent(cli1-cli0))
 }
 
 func (f *fanout) stop() {
@@ -268,7 +338,8 @@ func TestFanoutServerProcess(t *testing.T) {
 		case "KORRIGO_REDIS_URL":
 			return os.Getenv("KORRIGO_TEST_REDIS_URL")
 		}
-		return ""
+		// Every subscriber is the same user: the per-user limits stay on, high.
+		return servertest.TestRateLimits[k]
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -294,13 +365,45 @@ func TestFanoutServerProcess(t *testing.T) {
 	sc := bufio.NewScanner(os.Stdin)
 	kinds := []grading.LockEventKind{grading.LockAcquired, grading.LockReleased}
 	for i := 0; sc.Scan(); i++ {
+		if dir, n, ok := strings.Cut(strings.TrimPrefix(sc.Text(), "profile "), " "); ok && strings.HasPrefix(sc.Text(), "profile ") {
+			for _, name := range []string{"heap", "goroutine"} {
+				fh, err := os.Create(filepath.Join(dir, name+"-"+n+".pprof"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				_ = pprof.Lookup(name).WriteTo(fh, 0)
+				_ = fh.Close()
+			}
+			out("ok")
+			continue
+		}
+		if dir, n, ok := strings.Cut(strings.TrimPrefix(sc.Text(), "cpuprofile "), " "); ok && strings.HasPrefix(sc.Text(), "cpuprofile ") {
+			fh, err := os.Create(filepath.Join(dir, "cpu-"+n+".pprof"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = pprof.StartCPUProfile(fh)
+			out("ok")
+			continue
+		}
 		switch sc.Text() {
 		case "mem":
-			runtime.GC()
-			runtime.GC()
+			// A few cycles, as a running server has between events: each
+			// one halves at most once the stacks that handshakes, auth and
+			// snapshot queries grew, so two would overstate idle stacks.
+			for range 5 {
+				runtime.GC()
+			}
 			var ms runtime.MemStats
 			runtime.ReadMemStats(&ms)
-			out(int64(ms.HeapInuse + ms.StackInuse))
+			out([]int64{int64(ms.HeapInuse), int64(ms.StackInuse)})
+		case "goroutines":
+			out(runtime.NumGoroutine())
+		case "cpu":
+			out(int64(selfCPU()))
+		case "stopcpu":
+			pprof.StopCPUProfile()
+			out("ok")
 		case "publish":
 			pub.CopyLockChanged(context.Background(), grading.LockEvent{ExamID: ex.ID, CopyID: cp.ID,
 				Kind: kinds[i%2], OwnerID: teacher.ID, OwnerName: teacher.Name,
