@@ -33,6 +33,7 @@ type App struct {
 	Broker pubsub.Broker
 
 	rate           *rateLimiter
+	reporter       *reporter
 	stopBackground context.CancelFunc
 	background     chan struct{}
 }
@@ -88,22 +89,25 @@ func NewAppWithDB(cfg Config, log *zap.Logger, d *db.DB) (*App, error) {
 	if a.rate, err = newRateLimiter(cfg, log.Named("ratelimit")); err != nil {
 		return nil, errors.Join(err, broker.Close())
 	}
+	if a.reporter, err = newReporter(cfg, log.Named("sentry")); err != nil {
+		return nil, errors.Join(err, broker.Close(), a.rate.close())
+	}
 	a.Handler = a.routes()
 	return a, nil
 }
 
 func (a *App) routes() http.Handler {
 	mux := http.NewServeMux()
-	gql := NewGraphQLHandler(a.Services, a.Log.Named("graphql"), a.Config.Production())
+	gql := newGraphQLHandler(a.Services, a.Log.Named("graphql"), a.Config.Production(), a.reporter)
 	m := newMetrics(a.DB.SQL)
 	gql.AddTransport(m.websocket(a.websocketTransport()))
 	gql.Use(rateLimitExt{a.rate})
 	gql.AroundOperations(m.aroundOperations)
 	gql.AroundResponses(m.aroundResponses)
-	mux.Handle("/graphql", guardCSRF(withIdentity(a.Services.Auth, a.Config.Production(), a.Log,
+	mux.Handle("/graphql", guardCSRF(withIdentity(a.Services.Auth, a.Config.Production(), a.Log, a.reporter,
 		withRateHeaders(guardUploads(limitBody(refuseBatches(gql)))))))
-	mux.Handle("GET "+filesign.Path, withIdentity(a.Services.Auth, a.Config.Production(), a.Log, a.files()))
-	mux.Handle("GET "+filesign.ExportPath, withIdentity(a.Services.Auth, a.Config.Production(), a.Log, a.exportFiles()))
+	mux.Handle("GET "+filesign.Path, withIdentity(a.Services.Auth, a.Config.Production(), a.Log, a.reporter, a.files()))
+	mux.Handle("GET "+filesign.ExportPath, withIdentity(a.Services.Auth, a.Config.Production(), a.Log, a.reporter, a.exportFiles()))
 	mux.Handle("GET /graphiql", graphiql())
 	mux.Handle("GET /graphiql/", graphiql())
 	mux.Handle("GET /metrics", m.handler(a.Config.MetricsToken))
@@ -111,8 +115,8 @@ func (a *App) routes() http.Handler {
 	mux.Handle("GET /readyz", readyz(a.checks(), func(name string, err error) {
 		a.Log.Warn("readiness check failed", zap.String("check", name), zap.Error(err))
 	}))
-	return withSecurityHeaders(a.Config.Production(),
-		withClientIP(a.Config.TrustedProxies, withRequestID(withAccessLog(a.Log.Named("http"), m.instrument(mux)))))
+	return withDeadlines(a.Config.TransferTimeout, withSecurityHeaders(a.Config.Production(),
+		withClientIP(a.Config.TrustedProxies, withRequestID(withAccessLog(a.Log.Named("http"), m.instrument(withRecover(a.Log.Named("http"), a.reporter, mux)))))))
 }
 
 // limitBody caps JSON request bodies; uploads get their own limit.
@@ -180,12 +184,7 @@ func (a *App) EnsureFirstAdmin(ctx context.Context) error {
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	root, cancelRoot := context.WithCancel(context.Background())
 	defer cancelRoot()
-	srv := &http.Server{
-		Handler:           a.Handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		BaseContext:       func(net.Listener) context.Context { return root },
-	}
+	srv := a.newHTTPServer(root)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	a.Log.Info("serving", zap.String("addr", ln.Addr().String()), zap.String("env", a.Config.Env))
@@ -207,4 +206,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 }
 
 // Close releases the broker and the database.
-func (a *App) Close() error { return errors.Join(a.Broker.Close(), a.rate.close(), a.DB.Close()) }
+func (a *App) Close() error {
+	a.reporter.flush(5 * time.Second)
+	return errors.Join(a.Broker.Close(), a.rate.close(), a.DB.Close())
+}

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"github.com/getsentry/sentry-go"
+
 	"github.com/korrigo/korrigo/jobs"
 
 	"errors"
@@ -43,6 +45,15 @@ type Config struct {
 	RateLimits RateLimits
 	// TrustedProxies may set X-Forwarded-For (KORRIGO_TRUSTED_PROXIES).
 	TrustedProxies []netip.Prefix
+	// HTTP server timeouts (timeouts.go). Not environment variables: the
+	// defaults (Default*Timeout) are documented in README; zero means the
+	// default. Tests shorten them.
+	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	// TransferTimeout replaces the read and write deadlines of uploads and file
+	// downloads, which may stream for minutes on a school's uplink.
+	TransferTimeout time.Duration
+	// SentryTransport replaces Sentry's HTTP transport (tests capture events).
+	SentryTransport sentry.Transport
 }
 
 // Production reports whether the server runs with production settings.

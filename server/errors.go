@@ -42,7 +42,7 @@ func classify(ctx context.Context, err error) (*apperr.Error, bool) {
 }
 
 // errorPresenter renders typed errors with extensions.code and masks the rest.
-func errorPresenter(log *zap.Logger) graphql.ErrorPresenterFunc {
+func errorPresenter(log *zap.Logger, rep *reporter) graphql.ErrorPresenterFunc {
 	return func(ctx context.Context, err error) *gqlerror.Error {
 		gqlErr := graphql.DefaultErrorPresenter(ctx, err)
 		typed, ok := classify(ctx, err)
@@ -57,6 +57,7 @@ func errorPresenter(log *zap.Logger) graphql.ErrorPresenterFunc {
 			reqID := httpctx.RequestID(ctx)
 			log.Error("internal error", zap.Error(err), zap.String("request_id", reqID),
 				zap.Stringer("path", gqlErr.Path))
+			rep.internal(ctx, err)
 			gqlErr.Message = "internal server error"
 			gqlErr.Extensions = map[string]any{"code": string(apperr.InternalError), "requestId": reqID}
 			return gqlErr

@@ -154,5 +154,6 @@ func (a *App) fileError(w http.ResponseWriter, r *http.Request, err error) {
 	} else {
 		a.Log.Error("serve file", zap.Error(err))
 	}
+	a.reporter.internal(r.Context(), fmt.Errorf("serve file: %w", err))
 	writeError(w, http.StatusInternalServerError, apperr.InternalError, "internal server error")
 }

@@ -26,6 +26,12 @@ const (
 // NewGraphQLHandler builds the gqlgen server with explicit transports (never the
 // deprecated NewDefaultServer).
 func NewGraphQLHandler(services graph.Services, log *zap.Logger, production bool) *handler.Server {
+	return newGraphQLHandler(services, log, production, nil)
+}
+
+// newGraphQLHandler is NewGraphQLHandler reporting internal errors and panics
+// to rep (Sentry; nil: none).
+func newGraphQLHandler(services graph.Services, log *zap.Logger, production bool, rep *reporter) *handler.Server {
 	es := generated.NewExecutableSchema(generated.Config{Resolvers: &graph.Resolver{Services: services}})
 	srv := handler.New(es)
 	srv.AddTransport(transport.Options{})
@@ -37,11 +43,13 @@ func NewGraphQLHandler(services graph.Services, log *zap.Logger, production bool
 	srv.Use(extension.Introspection{})
 	srv.Use(queryLimitsExt{limits: DefaultQueryLimits, es: es}) // depth, aliases, complexity, length, page size
 	srv.SetDisableSuggestion(production)
-	srv.SetErrorPresenter(errorPresenter(log))
+	srv.SetErrorPresenter(errorPresenter(log, rep))
 	srv.SetRecoverFunc(func(ctx context.Context, p any) error {
 		log.Error("resolver panic", zap.Any("panic", p), zap.String("request_id", httpctx.RequestID(ctx)),
 			zap.ByteString("stack", debug.Stack()))
-		return fmt.Errorf("panic: %v", p) // masked as INTERNAL_SERVER_ERROR by the presenter
+		rep.panicked(ctx, p)
+		// Masked as INTERNAL_SERVER_ERROR by the presenter, not reported again.
+		return fmt.Errorf("panic: %v (%w)", p, errReported)
 	})
 	srv.AroundResponses(normalizeCodes)
 	srv.AroundRootFields(requirePasswordChange)

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"regexp"
@@ -97,7 +98,7 @@ func withAccessLog(log *zap.Logger, next http.Handler) http.Handler {
 // withIdentity authenticates the caller from `Authorization: Bearer` or the
 // session cookie and puts the viewer in the context. A bad bearer token is an
 // error (the integrator must know); a stale cookie is just cleared.
-func withIdentity(authn *auth.Service, secure bool, log *zap.Logger, next http.Handler) http.Handler {
+func withIdentity(authn *auth.Service, secure bool, log *zap.Logger, rep *reporter, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := auth.WithClientIP(r.Context(), clientIP(r))
 		x := &httpctx.Exchange{Writer: w, Request: r, Secure: secure}
@@ -115,6 +116,7 @@ func withIdentity(authn *auth.Service, secure bool, log *zap.Logger, next http.H
 				return
 			default:
 				log.Error("authenticate", zap.Error(err), zap.String("request_id", httpctx.RequestID(ctx)))
+				rep.internal(ctx, fmt.Errorf("authenticate: %w", err))
 				writeError(w, http.StatusInternalServerError, apperr.InternalError, "internal server error")
 				return
 			}
