@@ -100,6 +100,7 @@ func (a *App) routes() http.Handler {
 	mux := http.NewServeMux()
 	gql := newGraphQLHandler(a.Services, a.Log.Named("graphql"), a.Config.Production(), a.reporter)
 	m := newMetrics(a.DB.SQL)
+	m.reg.MustRegister(a.rate.collectors...)
 	gql.AddTransport(m.websocket(a.websocketTransport()))
 	gql.Use(rateLimitExt{a.rate})
 	gql.AroundOperations(m.aroundOperations)

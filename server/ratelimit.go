@@ -13,10 +13,9 @@ import (
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
-	"github.com/redis/go-redis/v9"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/ulule/limiter/v3"
 	"github.com/ulule/limiter/v3/drivers/store/memory"
-	sredis "github.com/ulule/limiter/v3/drivers/store/redis"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 	"go.uber.org/zap"
@@ -153,6 +152,8 @@ type rateLimiter struct {
 	anonymous, operations, mutations, websocket *limiter.Limiter
 	log                                         *zap.Logger
 	close                                       func() error
+	// collectors are the limiter's own metrics (Redis failover).
+	collectors []prometheus.Collector
 }
 
 func newRateLimiter(cfg Config, log *zap.Logger) (*rateLimiter, error) {
@@ -160,16 +161,12 @@ func newRateLimiter(cfg Config, log *zap.Logger) (*rateLimiter, error) {
 	opts := limiter.StoreOptions{Prefix: "korrigo:rate", CleanUpInterval: time.Minute}
 	var store limiter.Store
 	if cfg.RedisURL != "" {
-		o, err := redis.ParseURL(cfg.RedisURL)
+		fs, client, err := newRedisRateStore(cfg.RedisURL, opts, log)
 		if err != nil {
-			return nil, fmt.Errorf("rate limits: KORRIGO_REDIS_URL: %w", err)
+			return nil, err
 		}
-		client := redis.NewClient(o)
-		if store, err = sredis.NewStoreWithOptions(client, opts); err != nil {
-			client.Close()
-			return nil, fmt.Errorf("rate limits: redis store: %w", err)
-		}
-		rl.close = client.Close
+		store, rl.close = fs, client.Close
+		rl.collectors = append(rl.collectors, fs.fallbacks)
 	} else {
 		store = memory.NewStoreWithOptions(opts)
 	}
@@ -320,8 +317,9 @@ func operationKey(op *ast.OperationDefinition) string {
 }
 
 // charge counts weight against key; over the limit it answers RATE_LIMITED
-// with retryAfter (seconds). The store failing (Redis down) lets the request
-// through: availability over strictness, and the error is logged.
+// with retryAfter (seconds). A Redis outage is absorbed by the store
+// (failoverStore counts in memory); an error here is unexpected and lets the
+// request through after logging it.
 func (e rateLimitExt) charge(ctx context.Context, l *limiter.Limiter, key string, weight int64) *gqlerror.Error {
 	c, err := l.Increment(ctx, key, weight)
 	if err != nil {
