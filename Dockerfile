@@ -4,7 +4,10 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/korrigo ./cmd/korrigo
+# The release reported to Sentry: docker build --build-arg KORRIGO_VERSION=v1.2.3 .
+ARG KORRIGO_VERSION=""
+RUN CGO_ENABLED=0 go build -trimpath \
+    -ldflags="-s -w -X github.com/korrigo/korrigo/server.Version=${KORRIGO_VERSION}" -o /out/korrigo ./cmd/korrigo
 
 FROM debian:bookworm-slim
 RUN useradd --system --home /var/lib/korrigo korrigo && mkdir -p /var/lib/korrigo && chown korrigo /var/lib/korrigo
