@@ -38,6 +38,13 @@ type LockKey struct {
 // copy and kind). Each subscriber must hold the whole reference, and its
 // events of one copy must come in commit order.
 func CheckSubscribers(mustSee []LockKey, subs [][]LockEvent) Check {
+	return CheckSubscribersResync(mustSee, subs, nil)
+}
+
+// CheckSubscribersResync is CheckSubscribers that also says how many of the
+// incomplete subscribers got a resync SNAPSHOT (the server dropped changes for
+// them and sent the state instead: allowed by the API, but a change not seen).
+func CheckSubscribersResync(mustSee []LockKey, subs [][]LockEvent, resynced []bool) Check {
 	union := map[LockKey]bool{}
 	for _, evs := range subs {
 		for _, e := range evs {
@@ -54,7 +61,7 @@ func CheckSubscribers(mustSee []LockKey, subs [][]LockEvent) Check {
 			problems = append(problems, fmt.Sprintf("no subscriber saw %s of %s", k.Kind, k.CopyID))
 		}
 	}
-	incomplete, disordered := 0, 0
+	incomplete, disordered, incompleteResynced := 0, 0, 0
 	for i, evs := range subs {
 		have := map[LockKey]bool{}
 		last := map[string]time.Time{}
@@ -71,6 +78,9 @@ func CheckSubscribers(mustSee []LockKey, subs [][]LockEvent) Check {
 				problems = append(problems, fmt.Sprintf("subscriber %d missed %d of %d changes", i, missing, len(union)))
 			}
 			incomplete++
+			if i < len(resynced) && resynced[i] {
+				incompleteResynced++
+			}
 		}
 		if !ordered {
 			if disordered < 3 {
@@ -79,8 +89,9 @@ func CheckSubscribers(mustSee []LockKey, subs [][]LockEvent) Check {
 			disordered++
 		}
 	}
-	if incomplete > 3 || disordered > 3 {
-		problems = append(problems, fmt.Sprintf("%d subscribers incomplete, %d out of order", incomplete, disordered))
+	if incomplete > 3 || disordered > 3 || incompleteResynced > 0 {
+		problems = append(problems, fmt.Sprintf("%d subscribers incomplete (%d of them got a resync SNAPSHOT instead), %d out of order",
+			incomplete, incompleteResynced, disordered))
 	}
 	return check("every subscriber saw every lock change of its exam", problems,
 		fmt.Sprintf("%d subscribers × %d changes", len(subs), len(union)))

@@ -227,6 +227,9 @@ func startServer(ctx context.Context, cfg *Config) (*server, error) {
 		"KORRIGO_RATE_WEBSOCKET=100000000-M",
 	)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	// Its own process group: a time bound signalling ours (timeout(1) signals its
+	// whole group) must not stop the server before the invariants are read back.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", cfg.ServerBin, err)
 	}

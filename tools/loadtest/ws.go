@@ -238,6 +238,20 @@ func (p *SubscriberPool) CloseReasons() map[string]int {
 	return out
 }
 
+// Resynced says, per subscriber, whether it got a SNAPSHOT after the first.
+func (p *SubscriberPool) Resynced() []bool {
+	out := make([]bool, len(p.Subs))
+	for i, s := range p.Subs {
+		if s == nil {
+			continue
+		}
+		s.mu.Lock()
+		out[i] = s.Resyncs > 0
+		s.mu.Unlock()
+	}
+	return out
+}
+
 // ResyncCount is the number of subscribers that got a SNAPSHOT after the first.
 func (p *SubscriberPool) ResyncCount() int {
 	n := 0
