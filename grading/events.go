@@ -43,6 +43,10 @@ type StatusEvent struct {
 	CopyVersion int
 	ActorID     string // empty for the server's own transitions (job worker)
 	At          time.Time
+	// CorrectorID is set when the event reports an assignment (dispatch,
+	// reassignment: From == Status) and names the new corrector;
+	// PreviousCorrectorID the one the copy was taken from, if any.
+	CorrectorID, PreviousCorrectorID string
 }
 
 // Audit-trail actions (GradingEvent.action) recorded by this package.

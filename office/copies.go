@@ -220,6 +220,7 @@ func (s *Service) DispatchCopies(ctx context.Context, examID string) (*DispatchR
 		return nil, err
 	}
 	report := &DispatchReport{}
+	var published []grading.StatusEvent // after commit: one ASSIGNED event per copy
 	err = s.inTx(ctx, func(tx *ent.Tx) error {
 		sctx := system(ctx)
 		ex, err := liveExam(ctx, tx.Client(), examID)
@@ -245,6 +246,7 @@ func (s *Service) DispatchCopies(ctx context.Context, examID string) (*DispatchR
 		now := s.clock()
 		shares := make([]DispatchShare, len(correctors))
 		var events []*ent.GradingEventCreate
+		assignedTo := map[string]string{} // copy → corrector, for the realtime events
 		next := 0
 		for _, id := range copyIDs {
 			to := correctors[next%len(correctors)]
@@ -259,6 +261,7 @@ func (s *Service) DispatchCopies(ctx context.Context, examID string) (*DispatchR
 			}
 			shares[next%len(correctors)].Assigned++
 			next++
+			assignedTo[id] = to.ID
 			events = append(events, tx.GradingEvent.Create().SetCopyID(id).SetActorID(v.UserID).
 				SetAction(ActionDispatch).SetMetadata(map[string]any{"correctorId": to.ID}).SetAt(now))
 		}
@@ -275,10 +278,36 @@ func (s *Service) DispatchCopies(ctx context.Context, examID string) (*DispatchR
 			shares[i].Corrector, shares[i].Total = u, total
 		}
 		report.Exam, report.Assigned, report.Distribution = ex, next, shares
+		published = published[:0]
+		ids := make([]string, 0, len(assignedTo))
+		pos := make(map[string]int, len(assignedTo))
+		for _, id := range copyIDs { // anonymous-id order
+			if _, ok := assignedTo[id]; ok {
+				pos[id] = len(ids)
+				ids = append(ids, id)
+			}
+		}
+		for start := 0; start < len(ids); start += writeBatch {
+			done, err := tx.ExamCopy.Query().Where(examcopy.IDIn(ids[start:min(start+writeBatch, len(ids))]...)).
+				Select(examcopy.FieldID, examcopy.FieldStatus, examcopy.FieldVersion).All(sctx)
+			if err != nil {
+				return fmt.Errorf("read dispatched copies: %w", err)
+			}
+			slices.SortFunc(done, func(a, b *ent.ExamCopy) int { return pos[a.ID] - pos[b.ID] })
+			for _, c := range done {
+				published = append(published, grading.StatusEvent{ExamID: examID, CopyID: c.ID, From: c.Status,
+					Status: c.Status, CopyVersion: c.Version, ActorID: v.UserID, At: now, CorrectorID: assignedTo[c.ID]})
+			}
+		}
 		return nil
 	})
 	if err != nil {
 		return nil, fail(err, "dispatch copies of %s", examID)
+	}
+	if s.pub != nil {
+		for _, ev := range published {
+			s.pub.CopyStatusChanged(afterCommit(ctx), ev)
+		}
 	}
 	report.Exam = report.Exam.Unwrap()
 	for i := range report.Distribution {
@@ -296,7 +325,11 @@ func (s *Service) ReassignCopy(ctx context.Context, copyID, correctorID string) 
 	if err != nil {
 		return nil, err
 	}
-	var c *ent.ExamCopy
+	var (
+		c        *ent.ExamCopy
+		previous string // the corrector the copy was taken from
+		moved    bool
+	)
 	err = s.inTx(ctx, func(tx *ent.Tx) error {
 		sctx := system(ctx)
 		before, err := s.lockCopyRow(ctx, tx, copyID)
@@ -337,11 +370,19 @@ func (s *Service) ReassignCopy(ctx context.Context, copyID, correctorID string) 
 		meta := map[string]any{"correctorId": correctorID, "version": c.Version}
 		if before.AssignedCorrectorID != nil {
 			meta["previousCorrectorId"] = *before.AssignedCorrectorID
+			previous = *before.AssignedCorrectorID
 		}
+		moved = true
 		return event(ctx, tx, v, copyID, ActionReassign, meta, now)
 	})
 	if err != nil {
 		return nil, fail(err, "reassign copy %s", copyID)
 	}
-	return c.Unwrap(), nil
+	c = c.Unwrap()
+	if moved && s.pub != nil {
+		s.pub.CopyStatusChanged(afterCommit(ctx), grading.StatusEvent{ExamID: c.ExamID, CopyID: c.ID, From: c.Status,
+			Status: c.Status, CopyVersion: c.Version, ActorID: v.UserID, At: c.UpdatedAt,
+			CorrectorID: correctorID, PreviousCorrectorID: previous})
+	}
+	return c, nil
 }

@@ -50,6 +50,9 @@ const (
 	StatusSnapshot CopyStatusEventKind = "SNAPSHOT"
 	// StatusChanged reports one copy's transition.
 	StatusChanged CopyStatusEventKind = "CHANGED"
+	// StatusAssigned reports that a copy was given to a corrector (dispatch,
+	// reassignment); its status is unchanged, its version moved on.
+	StatusAssigned CopyStatusEventKind = "ASSIGNED"
 )
 
 // LockHolder is who holds (or held) a lease: a teacher or an admin, never a student.
@@ -98,7 +101,10 @@ type CopyStatusEvent struct {
 	Status         *examcopy.Status `json:"status"`
 	PreviousStatus *examcopy.Status `json:"previousStatus"`
 	Version        *int             `json:"version"`
-	At             time.Time        `json:"at"`
+	// AssignedCorrectorID, PreviousCorrectorID are set for ASSIGNED.
+	AssignedCorrectorID *string   `json:"assignedCorrectorId"`
+	PreviousCorrectorID *string   `json:"previousCorrectorId"`
+	At                  time.Time `json:"at"`
 	// Copies is set for SNAPSHOT only.
 	Copies []*CopyStatusState `json:"copies"`
 }
@@ -122,6 +128,9 @@ type statusMessage struct {
 	Status  examcopy.Status `json:"status"`
 	Version int             `json:"version"`
 	At      time.Time       `json:"at"`
+	// Set for assignments only.
+	CorrectorID         string `json:"correctorId,omitempty"`
+	PreviousCorrectorID string `json:"previousCorrectorId,omitempty"`
 }
 
 type jobMessage struct {
@@ -161,7 +170,7 @@ func (k *CopyStatusEventKind) UnmarshalGQL(v any) error {
 		return fmt.Errorf("CopyStatusEventKind must be a string")
 	}
 	switch CopyStatusEventKind(s) {
-	case StatusSnapshot, StatusChanged:
+	case StatusSnapshot, StatusChanged, StatusAssigned:
 		*k = CopyStatusEventKind(s)
 		return nil
 	}

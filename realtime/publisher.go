@@ -47,7 +47,8 @@ func (p *Publisher) CopyLockChanged(ctx context.Context, ev grading.LockEvent) {
 // CopyStatusChanged publishes a status transition on the exam's status topic.
 func (p *Publisher) CopyStatusChanged(ctx context.Context, ev grading.StatusEvent) {
 	p.publish(ctx, examStatusTopic(ev.ExamID), statusMessage{ExamID: ev.ExamID, CopyID: ev.CopyID,
-		From: ev.From, Status: ev.Status, Version: ev.CopyVersion, At: ev.At.UTC()})
+		From: ev.From, Status: ev.Status, Version: ev.CopyVersion, At: ev.At.UTC(),
+		CorrectorID: ev.CorrectorID, PreviousCorrectorID: ev.PreviousCorrectorID})
 }
 
 // JobChanged tells jobProgress subscribers that a job's row changed (state or

@@ -308,8 +308,10 @@ func (s *Service) statusDelta(ctx context.Context, examID string, m pubsub.Messa
 	if sm.Version <= versions[sm.CopyID] {
 		return nil, false // the snapshot or an earlier event already showed it
 	}
-	if !viewer.FromContext(ctx).IsAdmin() {
-		// Same rule as the queries, checked now: assignments change.
+	who := viewer.FromContext(ctx)
+	if !who.IsAdmin() && !(sm.PreviousCorrectorID != "" && sm.PreviousCorrectorID == who.UserID) {
+		// Same rule as the queries, checked now: assignments change. The
+		// corrector a copy was taken from is told once, so it leaves their list.
 		visible, err := s.client.ExamCopy.Query().Where(examcopy.ID(sm.CopyID)).Exist(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -342,6 +344,14 @@ func decodeStatus(payload []byte) (any, error) {
 		Version: &version, At: sm.At}
 	if from != "" {
 		ev.PreviousStatus = &from
+	}
+	if sm.CorrectorID != "" {
+		ev.Kind = StatusAssigned
+		to, prev := sm.CorrectorID, sm.PreviousCorrectorID
+		ev.AssignedCorrectorID = &to
+		if prev != "" {
+			ev.PreviousCorrectorID = &prev
+		}
 	}
 	return &statusDecoded{sm: sm, ev: ev}, nil
 }

@@ -492,6 +492,52 @@ func (ec *executionContext) fieldContext_CopyStatusEvent_version(_ context.Conte
 	return graphql.NewScalarFieldContext("CopyStatusEvent", field, false, false, "Int")
 }
 
+func (ec *executionContext) _CopyStatusEvent_assignedCorrectorId(ctx context.Context, field graphql.CollectedField, obj *realtime.CopyStatusEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CopyStatusEvent_assignedCorrectorId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AssignedCorrectorID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOID2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CopyStatusEvent_assignedCorrectorId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CopyStatusEvent", field, false, false, "ID")
+}
+
+func (ec *executionContext) _CopyStatusEvent_previousCorrectorId(ctx context.Context, field graphql.CollectedField, obj *realtime.CopyStatusEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CopyStatusEvent_previousCorrectorId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PreviousCorrectorID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOID2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CopyStatusEvent_previousCorrectorId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CopyStatusEvent", field, false, false, "ID")
+}
+
 func (ec *executionContext) _CopyStatusEvent_at(ctx context.Context, field graphql.CollectedField, obj *realtime.CopyStatusEvent) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -955,6 +1001,16 @@ func (ec *executionContext) _CopyStatusEvent(ctx context.Context, sel ast.Select
 			}
 		case "version":
 			out.Values[i] = ec._CopyStatusEvent_version(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "assignedCorrectorId":
+			out.Values[i] = ec._CopyStatusEvent_assignedCorrectorId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "previousCorrectorId":
+			out.Values[i] = ec._CopyStatusEvent_previousCorrectorId(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}

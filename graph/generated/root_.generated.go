@@ -172,14 +172,16 @@ type ComplexityRoot struct {
 	}
 
 	CopyStatusEvent struct {
-		At             func(childComplexity int) int
-		Copies         func(childComplexity int) int
-		CopyID         func(childComplexity int) int
-		ExamID         func(childComplexity int) int
-		Kind           func(childComplexity int) int
-		PreviousStatus func(childComplexity int) int
-		Status         func(childComplexity int) int
-		Version        func(childComplexity int) int
+		AssignedCorrectorID func(childComplexity int) int
+		At                  func(childComplexity int) int
+		Copies              func(childComplexity int) int
+		CopyID              func(childComplexity int) int
+		ExamID              func(childComplexity int) int
+		Kind                func(childComplexity int) int
+		PreviousCorrectorID func(childComplexity int) int
+		PreviousStatus      func(childComplexity int) int
+		Status              func(childComplexity int) int
+		Version             func(childComplexity int) int
 	}
 
 	CopyStatusState struct {
@@ -1087,6 +1089,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.CopyLockState.Owner(childComplexity), true
 
+	case "CopyStatusEvent.assignedCorrectorId":
+		if e.ComplexityRoot.CopyStatusEvent.AssignedCorrectorID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CopyStatusEvent.AssignedCorrectorID(childComplexity), true
 	case "CopyStatusEvent.at":
 		if e.ComplexityRoot.CopyStatusEvent.At == nil {
 			break
@@ -1117,6 +1125,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.CopyStatusEvent.Kind(childComplexity), true
+	case "CopyStatusEvent.previousCorrectorId":
+		if e.ComplexityRoot.CopyStatusEvent.PreviousCorrectorID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CopyStatusEvent.PreviousCorrectorID(childComplexity), true
 	case "CopyStatusEvent.previousStatus":
 		if e.ComplexityRoot.CopyStatusEvent.PreviousStatus == nil {
 			break
@@ -4790,7 +4804,7 @@ extend type Job {
 type Subscription {
   "Grading leases of the exam's copies: a SNAPSHOT of the live leases, then every ACQUIRED, RENEWED, RELEASED, EXPIRED, BROKEN. Admins and the exam's correctors."
   copyLockChanged(examId: ID!): CopyLockEvent!
-  "Statuses of the exam's copies the caller may see (a teacher: copies assigned to them): a SNAPSHOT, then every transition, ordered by the copy's version."
+  "Statuses of the exam's copies the caller may see (a teacher: copies assigned to them): a SNAPSHOT, then every transition (CHANGED) and assignment (ASSIGNED: dispatch, reassignment; also sent to the corrector the copy was taken from), ordered by the copy's version."
   copyStatusChanged(examId: ID!): CopyStatusEvent!
   "The job now, then every change of state or progress; completes after SUCCEEDED, FAILED or CANCELLED."
   jobProgress(jobId: ID!): Job!
@@ -4837,6 +4851,8 @@ type CopyLockEvent @goModel(model: "github.com/korrigo/korrigo/realtime.CopyLock
 enum CopyStatusEventKind @goModel(model: "github.com/korrigo/korrigo/realtime.CopyStatusEventKind") {
   SNAPSHOT
   CHANGED
+  "The copy was given to a corrector (dispatchCopies, reassignCopy); its status did not change."
+  ASSIGNED
 }
 
 "A copy's status, in a SNAPSHOT."
@@ -4854,6 +4870,9 @@ type CopyStatusEvent @goModel(model: "github.com/korrigo/korrigo/realtime.CopySt
   status: CopyStatus
   previousStatus: CopyStatus
   version: Int
+  "ASSIGNED: the copy's corrector now, and the one it was taken from (null when it had none)."
+  assignedCorrectorId: ID
+  previousCorrectorId: ID
   at: Time!
   "SNAPSHOT only: every copy of the exam the caller may see."
   copies: [CopyStatusState!]
@@ -5208,6 +5227,10 @@ func (ec *executionContext) childFields_CopyStatusEvent(ctx context.Context, fie
 		return ec.fieldContext_CopyStatusEvent_previousStatus(ctx, field)
 	case "version":
 		return ec.fieldContext_CopyStatusEvent_version(ctx, field)
+	case "assignedCorrectorId":
+		return ec.fieldContext_CopyStatusEvent_assignedCorrectorId(ctx, field)
+	case "previousCorrectorId":
+		return ec.fieldContext_CopyStatusEvent_previousCorrectorId(ctx, field)
 	case "at":
 		return ec.fieldContext_CopyStatusEvent_at(ctx, field)
 	case "copies":
