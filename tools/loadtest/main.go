@@ -268,7 +268,7 @@ func (s *server) stop() {
 	_ = s.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-s.done:
-	case <-time.After(40 * time.Second):
+	case <-time.After(15 * time.Second):
 		_ = s.cmd.Process.Kill()
 		<-s.done
 	}
