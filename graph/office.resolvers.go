@@ -39,12 +39,12 @@ func (r *jobResolver) DownloadURL(ctx context.Context, obj *ent.Job) (*string, e
 }
 
 // ImportStudents is the resolver for the importStudents field.
-func (r *mutationResolver) ImportStudents(ctx context.Context, file graphql.Upload) (*office.StudentImportReport, error) {
+func (r *mutationResolver) ImportStudents(ctx context.Context, file graphql.Upload, createAccounts *bool) (*office.StudentImportReport, error) {
 	up, err := readUpload(file)
 	if err != nil {
 		return nil, err
 	}
-	return r.Office.ImportStudents(ctx, up.Data)
+	return r.Office.ImportStudents(ctx, up.Data, createAccounts != nil && *createAccounts)
 }
 
 // IdentifyCopy is the resolver for the identifyCopy field.

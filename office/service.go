@@ -57,7 +57,9 @@ type Service struct {
 	pub   grading.Publisher
 	audit Auditor
 	jobs  JobEnqueuer
-	now   func() time.Time
+	// accounts creates student accounts on import; nil refuses createAccounts.
+	accounts AccountCreator
+	now      func() time.Time
 }
 
 // NewService returns the office service. pub (realtime) and audit may be nil.

@@ -60,13 +60,18 @@ type rowKey struct{ last, first, birth string }
 // ImportStudents upserts the students of the school's CSV on (last name,
 // first name, birth date): valid rows are written, every rejected row is
 // reported with its line, column and reason.
-func (s *Service) ImportStudents(ctx context.Context, data []byte) (*StudentImportReport, error) {
+// With createAccounts, students with an email and no account get a STUDENT
+// account with a temporary password (see createAccounts).
+func (s *Service) ImportStudents(ctx context.Context, data []byte, createAccounts bool) (*StudentImportReport, error) {
 	v, err := admin(ctx)
 	if err != nil {
 		return nil, err
 	}
 	if len(data) > MaxImportBytes {
 		return nil, apperr.BadField("file", "the file is larger than %d MB", MaxImportBytes>>20)
+	}
+	if createAccounts && s.accounts == nil {
+		return nil, errors.New("import students: no account service")
 	}
 	rows, report, err := parseStudents(data, s.clock())
 	if err != nil {
@@ -87,6 +92,11 @@ func (s *Service) ImportStudents(ctx context.Context, data []byte) (*StudentImpo
 	}
 	s.log.Info("students imported", zap.Int("rows", len(rows)), zap.Int("created", report.Created),
 		zap.Int("updated", report.Updated), zap.Int("rejected", len(report.Errors)), zap.Duration("took", time.Since(start)))
+	if createAccounts {
+		if err := s.createAccounts(ctx, rows, report); err != nil {
+			return nil, fail(err, "create student accounts")
+		}
+	}
 	return report, nil
 }
 

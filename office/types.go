@@ -12,6 +12,9 @@ type StudentImportReport struct {
 	Updated   int
 	Unchanged int
 	Errors    []StudentImportError
+	// Accounts and AccountErrors are set when accounts were asked for.
+	Accounts      []StudentAccount
+	AccountErrors []StudentImportError
 }
 
 // StudentImportError is one rejected row.

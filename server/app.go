@@ -84,6 +84,7 @@ func NewAppWithDB(cfg Config, log *zap.Logger, d *db.DB) (*App, error) {
 	js.SetGrading(services.Grading)
 	services.Office = office.NewService(d, log.Named("office"), realtime.NewPublisher(broker, log.Named("realtime")), services.Auth)
 	services.Office.SetJobs(js)
+	services.Office.SetAccounts(services.Auth)
 	js.SetExporter(services.Office)
 	a := &App{Config: cfg, Log: log, DB: d, Services: services, Broker: broker}
 	if a.rate, err = newRateLimiter(cfg, log.Named("ratelimit")); err != nil {

@@ -42,7 +42,7 @@ type MutationResolver interface {
 	SetQuestionScore(ctx context.Context, copyID string, lockToken string, questionID string, points *float64, remark *string) (*ent.ExamCopy, error)
 	SetAppreciation(ctx context.Context, copyID string, lockToken string, text string) (*ent.ExamCopy, error)
 	FinalizeCopy(ctx context.Context, copyID string, lockToken string) (*ent.Job, error)
-	ImportStudents(ctx context.Context, file graphql.Upload) (*office.StudentImportReport, error)
+	ImportStudents(ctx context.Context, file graphql.Upload, createAccounts *bool) (*office.StudentImportReport, error)
 	IdentifyCopy(ctx context.Context, copyID string, studentID string) (*ent.ExamCopy, error)
 	UnidentifyCopy(ctx context.Context, copyID string) (*ent.ExamCopy, error)
 	DispatchCopies(ctx context.Context, examID string) (*office.DispatchReport, error)
@@ -380,6 +380,14 @@ func (ec *executionContext) field_Mutation_importStudents_args(ctx context.Conte
 		return nil, err
 	}
 	args["file"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "createAccounts",
+		func(ctx context.Context, v any) (*bool, error) {
+			return ec.unmarshalOBoolean2ᚖbool(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["createAccounts"] = arg1
 	return args, nil
 }
 
@@ -1802,7 +1810,7 @@ func (ec *executionContext) _Mutation_importStudents(ctx context.Context, field 
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().ImportStudents(ctx, fc.Args["file"].(graphql.Upload))
+			return ec.Resolvers.Mutation().ImportStudents(ctx, fc.Args["file"].(graphql.Upload), fc.Args["createAccounts"].(*bool))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *office.StudentImportReport) graphql.Marshaler {

@@ -811,6 +811,116 @@ func (ec *executionContext) fieldContext_QuestionStatistics_scored(_ context.Con
 	return graphql.NewScalarFieldContext("QuestionStatistics", field, false, false, "Int")
 }
 
+func (ec *executionContext) _StudentAccount_line(ctx context.Context, field graphql.CollectedField, obj *office.StudentAccount) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StudentAccount_line(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Line, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_StudentAccount_line(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("StudentAccount", field, false, false, "Int")
+}
+
+func (ec *executionContext) _StudentAccount_student(ctx context.Context, field graphql.CollectedField, obj *office.StudentAccount) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StudentAccount_student(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Student, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.Student) graphql.Marshaler {
+			return ec.marshalNStudent2ᚖgithubᚗcomᚋkorrigoᚋkorrigoᚋentᚐStudent(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_StudentAccount_student(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "StudentAccount",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Student(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _StudentAccount_user(ctx context.Context, field graphql.CollectedField, obj *office.StudentAccount) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StudentAccount_user(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.User, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.User) graphql.Marshaler {
+			return ec.marshalNUser2ᚖgithubᚗcomᚋkorrigoᚋkorrigoᚋentᚐUser(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_StudentAccount_user(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "StudentAccount",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_User(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _StudentAccount_temporaryPassword(ctx context.Context, field graphql.CollectedField, obj *office.StudentAccount) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StudentAccount_temporaryPassword(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TemporaryPassword, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_StudentAccount_temporaryPassword(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("StudentAccount", field, false, false, "String")
+}
+
 func (ec *executionContext) _StudentImportError_line(ctx context.Context, field graphql.CollectedField, obj *office.StudentImportError) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -969,6 +1079,70 @@ func (ec *executionContext) _StudentImportReport_errors(ctx context.Context, fie
 	)
 }
 func (ec *executionContext) fieldContext_StudentImportReport_errors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "StudentImportReport",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_StudentImportError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _StudentImportReport_accounts(ctx context.Context, field graphql.CollectedField, obj *office.StudentImportReport) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StudentImportReport_accounts(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Accounts, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []office.StudentAccount) graphql.Marshaler {
+			return ec.marshalNStudentAccount2ᚕgithubᚗcomᚋkorrigoᚋkorrigoᚋofficeᚐStudentAccountᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_StudentImportReport_accounts(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "StudentImportReport",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_StudentAccount(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _StudentImportReport_accountErrors(ctx context.Context, field graphql.CollectedField, obj *office.StudentImportReport) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_StudentImportReport_accountErrors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AccountErrors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []office.StudentImportError) graphql.Marshaler {
+			return ec.marshalNStudentImportError2ᚕgithubᚗcomᚋkorrigoᚋkorrigoᚋofficeᚐStudentImportErrorᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_StudentImportReport_accountErrors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
 		Object:     "StudentImportReport",
 		Field:      field,
@@ -1675,6 +1849,54 @@ func (ec *executionContext) _QuestionStatistics(ctx context.Context, sel ast.Sel
 	return out
 }
 
+var studentAccountImplementors = []string{"StudentAccount"}
+
+func (ec *executionContext) _StudentAccount(ctx context.Context, sel ast.SelectionSet, obj *office.StudentAccount) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, studentAccountImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("StudentAccount")
+		case "line":
+			out.Values[i] = ec._StudentAccount_line(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "student":
+			out.Values[i] = ec._StudentAccount_student(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "user":
+			out.Values[i] = ec._StudentAccount_user(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "temporaryPassword":
+			out.Values[i] = ec._StudentAccount_temporaryPassword(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var studentImportErrorImplementors = []string{"StudentImportError"}
 
 func (ec *executionContext) _StudentImportError(ctx context.Context, sel ast.SelectionSet, obj *office.StudentImportError) graphql.Marshaler {
@@ -1746,6 +1968,16 @@ func (ec *executionContext) _StudentImportReport(ctx context.Context, sel ast.Se
 			}
 		case "errors":
 			out.Values[i] = ec._StudentImportReport_errors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "accounts":
+			out.Values[i] = ec._StudentImportReport_accounts(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "accountErrors":
+			out.Values[i] = ec._StudentImportReport_accountErrors(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -1985,6 +2217,26 @@ func (ec *executionContext) marshalNQuestionStatistics2ᚕgithubᚗcomᚋkorrigo
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNQuestionStatistics2githubᚗcomᚋkorrigoᚋkorrigoᚋofficeᚐQuestionStatistics(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNStudentAccount2githubᚗcomᚋkorrigoᚋkorrigoᚋofficeᚐStudentAccount(ctx context.Context, sel ast.SelectionSet, v office.StudentAccount) graphql.Marshaler {
+	return ec._StudentAccount(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNStudentAccount2ᚕgithubᚗcomᚋkorrigoᚋkorrigoᚋofficeᚐStudentAccountᚄ(ctx context.Context, sel ast.SelectionSet, v []office.StudentAccount) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNStudentAccount2githubᚗcomᚋkorrigoᚋkorrigoᚋofficeᚐStudentAccount(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {

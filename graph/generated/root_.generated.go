@@ -334,7 +334,7 @@ type ComplexityRoot struct {
 		FinalizeCopy      func(childComplexity int, copyID string, lockToken string) int
 		IdentifyCopy      func(childComplexity int, copyID string, studentID string) int
 		ImportCopy        func(childComplexity int, examID string, file graphql.Upload, studentID *string) int
-		ImportStudents    func(childComplexity int, file graphql.Upload) int
+		ImportStudents    func(childComplexity int, file graphql.Upload, createAccounts *bool) int
 		Login             func(childComplexity int, email string, password string) int
 		Logout            func(childComplexity int) int
 		MarkCopyReady     func(childComplexity int, copyID string) int
@@ -426,6 +426,13 @@ type ComplexityRoot struct {
 		UpdatedAt func(childComplexity int) int
 	}
 
+	StudentAccount struct {
+		Line              func(childComplexity int) int
+		Student           func(childComplexity int) int
+		TemporaryPassword func(childComplexity int) int
+		User              func(childComplexity int) int
+	}
+
 	StudentConnection struct {
 		Edges      func(childComplexity int) int
 		PageInfo   func(childComplexity int) int
@@ -444,10 +451,12 @@ type ComplexityRoot struct {
 	}
 
 	StudentImportReport struct {
-		Created   func(childComplexity int) int
-		Errors    func(childComplexity int) int
-		Unchanged func(childComplexity int) int
-		Updated   func(childComplexity int) int
+		AccountErrors func(childComplexity int) int
+		Accounts      func(childComplexity int) int
+		Created       func(childComplexity int) int
+		Errors        func(childComplexity int) int
+		Unchanged     func(childComplexity int) int
+		Updated       func(childComplexity int) int
 	}
 
 	StudentResult struct {
@@ -1877,7 +1886,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.ImportStudents(childComplexity, args["file"].(graphql.Upload)), true
+		return e.ComplexityRoot.Mutation.ImportStudents(childComplexity, args["file"].(graphql.Upload), args["createAccounts"].(*bool)), true
 	case "Mutation.login":
 		if e.ComplexityRoot.Mutation.Login == nil {
 			break
@@ -2450,6 +2459,31 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Student.UpdatedAt(childComplexity), true
 
+	case "StudentAccount.line":
+		if e.ComplexityRoot.StudentAccount.Line == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StudentAccount.Line(childComplexity), true
+	case "StudentAccount.student":
+		if e.ComplexityRoot.StudentAccount.Student == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StudentAccount.Student(childComplexity), true
+	case "StudentAccount.temporaryPassword":
+		if e.ComplexityRoot.StudentAccount.TemporaryPassword == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StudentAccount.TemporaryPassword(childComplexity), true
+	case "StudentAccount.user":
+		if e.ComplexityRoot.StudentAccount.User == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StudentAccount.User(childComplexity), true
+
 	case "StudentConnection.edges":
 		if e.ComplexityRoot.StudentConnection.Edges == nil {
 			break
@@ -2501,6 +2535,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.StudentImportError.Message(childComplexity), true
 
+	case "StudentImportReport.accountErrors":
+		if e.ComplexityRoot.StudentImportReport.AccountErrors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StudentImportReport.AccountErrors(childComplexity), true
+	case "StudentImportReport.accounts":
+		if e.ComplexityRoot.StudentImportReport.Accounts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.StudentImportReport.Accounts(childComplexity), true
 	case "StudentImportReport.created":
 		if e.ComplexityRoot.StudentImportReport.Created == nil {
 			break
@@ -4645,9 +4691,11 @@ extend type Mutation {
   Admin: the school's CSV (UTF-8 with or without BOM, comma or semicolon; columns Élèves
   "NOM Prénom", Né(e) le dd/mm/yyyy, Adresse E-mail, Classe, Groupe). Upsert on
   (last name, first name, birth date); every rejected row is reported with its line.
-  Multipart request, like uploadScan.
+  Multipart request, like uploadScan. createAccounts: every student of the file with an e-mail
+  and no account gets a STUDENT account that must change its password at first login; the
+  report's accounts carry the temporary passwords, shown this once (resetUserPassword makes new ones).
   """
-  importStudents(file: Upload!): StudentImportReport!
+  importStudents(file: Upload!, createAccounts: Boolean): StudentImportReport!
   "Admin: link a STAGING or READY copy to a student (a STAGING copy becomes READY)."
   identifyCopy(copyId: ID!, studentId: ID!): Copy!
   "Admin: remove the link of a STAGING or READY copy to its student."
@@ -4688,6 +4736,20 @@ type StudentImportReport {
   unchanged: Int!
   "Every rejected row: nothing is skipped silently."
   errors: [StudentImportError!]!
+  "createAccounts: the accounts created, with their temporary passwords (shown only here)."
+  accounts: [StudentAccount!]!
+  "createAccounts: students of the file left without an account, and why (no e-mail, e-mail taken)."
+  accountErrors: [StudentImportError!]!
+}
+
+"A student account created by importStudents(createAccounts: true)."
+type StudentAccount {
+  "Line of the student in the file."
+  line: Int!
+  student: Student!
+  user: User!
+  "The one-time password; the student must change it at first login."
+  temporaryPassword: String!
 }
 
 type StudentImportError {
@@ -5609,6 +5671,20 @@ func (ec *executionContext) childFields_Student(ctx context.Context, field graph
 	return nil, fmt.Errorf("no field named %q was found under type Student", field.Name)
 }
 
+func (ec *executionContext) childFields_StudentAccount(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "line":
+		return ec.fieldContext_StudentAccount_line(ctx, field)
+	case "student":
+		return ec.fieldContext_StudentAccount_student(ctx, field)
+	case "user":
+		return ec.fieldContext_StudentAccount_user(ctx, field)
+	case "temporaryPassword":
+		return ec.fieldContext_StudentAccount_temporaryPassword(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type StudentAccount", field.Name)
+}
+
 func (ec *executionContext) childFields_StudentConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "edges":
@@ -5653,6 +5729,10 @@ func (ec *executionContext) childFields_StudentImportReport(ctx context.Context,
 		return ec.fieldContext_StudentImportReport_unchanged(ctx, field)
 	case "errors":
 		return ec.fieldContext_StudentImportReport_errors(ctx, field)
+	case "accounts":
+		return ec.fieldContext_StudentImportReport_accounts(ctx, field)
+	case "accountErrors":
+		return ec.fieldContext_StudentImportReport_accountErrors(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type StudentImportReport", field.Name)
 }
