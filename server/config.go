@@ -4,6 +4,7 @@ import (
 	"github.com/getsentry/sentry-go"
 
 	"github.com/korrigo/korrigo/jobs"
+	"github.com/korrigo/korrigo/server/wsgorilla"
 
 	"errors"
 	"fmt"
@@ -146,13 +147,15 @@ func (c Config) Validate() error {
 		!strings.HasPrefix(c.DatabaseURL, "postgresql://") {
 		errs = append(errs, errors.New("KORRIGO_DATABASE_URL must start with sqlite:// or postgres://"))
 	}
+	// The WebSocket origin check (wsgorilla.AllowOrigins) parses the entries
+	// the same way: what is accepted here is what it enforces.
 	for _, o := range c.AllowedOrigins {
-		if strings.Contains(o, "*") {
-			if c.Production() {
-				errs = append(errs, errors.New("KORRIGO_ALLOWED_ORIGINS: wildcard origins are refused in production"))
-			}
-		} else if !strings.HasPrefix(o, "http://") && !strings.HasPrefix(o, "https://") {
-			errs = append(errs, fmt.Errorf("KORRIGO_ALLOWED_ORIGINS: %q is not an origin (scheme://host[:port])", o))
+		wildcard, err := wsgorilla.ParseOrigin(o)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("KORRIGO_ALLOWED_ORIGINS: %w; want scheme://host[:port]", err))
+		case wildcard && c.Production():
+			errs = append(errs, fmt.Errorf("KORRIGO_ALLOWED_ORIGINS: wildcard origin %q is refused in production", o))
 		}
 	}
 	if c.Production() {

@@ -65,3 +65,27 @@ func TestConfigRefusesMalformedTunables(t *testing.T) {
 		t.Fatalf("config = %+v, %v", c, err)
 	}
 }
+
+// The origin entries the configuration accepts are exactly those the
+// WebSocket check enforces: wildcards in development only, nothing malformed.
+func TestAllowedOriginsValidation(t *testing.T) {
+	for _, v := range []string{"*", "https://*.school.example", "http://localhost:5173,https://*.dev.example:8443"} {
+		if _, err := LoadConfig(env(map[string]string{"KORRIGO_ALLOWED_ORIGINS": v})); err != nil {
+			t.Errorf("development refused %q: %v", v, err)
+		}
+	}
+	prod := map[string]string{"KORRIGO_ENV": "production", "KORRIGO_DATABASE_URL": "postgres://korrigo@db/korrigo",
+		"KORRIGO_METRICS_TOKEN": "0123456789abcdef0123"}
+	for _, v := range []string{"*", "https://*.school.example", "https://app.example, *"} {
+		prod["KORRIGO_ALLOWED_ORIGINS"] = v
+		if _, err := LoadConfig(env(prod)); err == nil || !strings.Contains(err.Error(), "wildcard") {
+			t.Errorf("production accepted %q: %v", v, err)
+		}
+	}
+	for _, v := range []string{"https://app.*.example", "https://school.example/app", "*.school.example", "ftp://x.example"} {
+		if _, err := LoadConfig(env(map[string]string{"KORRIGO_ALLOWED_ORIGINS": v})); err == nil ||
+			!strings.Contains(err.Error(), "not an origin") {
+			t.Errorf("%q: err = %v", v, err)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package wsgorilla
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -98,14 +99,22 @@ func (o Options) withDefaults() Options {
 }
 
 // AllowOrigins returns a CheckOrigin that accepts requests without an Origin
-// header (non-browser clients), same-origin requests, and the listed origins
-// ("https://app.example.org", compared on scheme and host, case-insensitively).
-// Entries that do not parse as scheme://host are ignored.
+// header (non-browser clients), same-origin requests, and the listed origins.
+// An entry is (see ParseOrigin):
+//
+//	https://app.example.org       that origin (scheme and host:port, case-insensitively)
+//	https://*.example.org         any subdomain of example.org, same scheme and port
+//	*                             any origin
+//
+// The wildcard forms are for development: they re-open cross-site WebSocket
+// hijacking of cookie sessions to every matching site, and server.Config
+// refuses them in production. Entries ParseOrigin rejects are ignored (the
+// configuration refuses them before it gets here).
 func AllowOrigins(origins ...string) func(*http.Request) bool {
-	allowed := make(map[string]struct{}, len(origins))
+	var allowed []originPattern
 	for _, o := range origins {
-		if key, ok := originKey(o); ok {
-			allowed[key] = struct{}{}
+		if p, err := parseOrigin(o); err == nil {
+			allowed = append(allowed, p)
 		}
 	}
 	return func(r *http.Request) bool {
@@ -113,24 +122,81 @@ func AllowOrigins(origins ...string) func(*http.Request) bool {
 		if origin == "" {
 			return true
 		}
-		key, ok := originKey(origin)
-		if !ok {
+		u, err := url.Parse(origin)
+		if err != nil || u.Scheme == "" || u.Host == "" {
 			return false
 		}
-		if _, ok := allowed[key]; ok {
-			return true
+		for _, p := range allowed {
+			if p.matches(u) {
+				return true
+			}
 		}
 		// Same origin: the scheme is not visible behind a proxy, so compare
 		// hosts as gorilla's default does.
-		u, _ := url.Parse(origin)
 		return strings.EqualFold(u.Host, r.Host)
 	}
 }
 
-func originKey(origin string) (string, bool) {
-	u, err := url.Parse(strings.TrimSpace(origin))
-	if err != nil || u.Scheme == "" || u.Host == "" {
-		return "", false
+// ParseOrigin checks one allow-list entry: "scheme://host[:port]" (http or
+// https, nothing after the host), "scheme://*.domain[:port]", or "*".
+// wildcard reports the last two forms.
+func ParseOrigin(entry string) (wildcard bool, err error) {
+	p, err := parseOrigin(entry)
+	return p.any || p.subdomains, err
+}
+
+type originPattern struct {
+	any        bool   // "*"
+	subdomains bool   // host is the domain under "*."
+	scheme     string // lower case
+	host       string // lower case, without port
+	port       string
+}
+
+func parseOrigin(entry string) (originPattern, error) {
+	entry = strings.TrimSpace(entry)
+	if entry == "*" {
+		return originPattern{any: true}, nil
 	}
-	return strings.ToLower(u.Scheme) + "://" + strings.ToLower(u.Host), true
+	bad := func(why string) (originPattern, error) {
+		return originPattern{}, fmt.Errorf("%q is not an origin (%s)", entry, why)
+	}
+	scheme, rest, ok := strings.Cut(entry, "://")
+	scheme = strings.ToLower(scheme)
+	if !ok || (scheme != "http" && scheme != "https") {
+		return bad("want http://host or https://host")
+	}
+	p := originPattern{scheme: scheme}
+	if after, ok := strings.CutPrefix(rest, "*."); ok {
+		p.subdomains, rest = true, after
+	}
+	if strings.ContainsAny(rest, "*/?#@ ") {
+		return bad("a wildcard may only be a leading \"*.\" label, and nothing may follow the host")
+	}
+	u, err := url.Parse(scheme + "://" + rest)
+	if err != nil || u.Hostname() == "" {
+		return bad("no host")
+	}
+	p.host, p.port = strings.ToLower(u.Hostname()), u.Port()
+	if strings.HasPrefix(p.host, ".") || strings.HasSuffix(p.host, ".") || strings.Contains(p.host, "..") {
+		return bad("empty label in the host")
+	}
+	if p.subdomains && !strings.Contains(p.host, ".") {
+		return bad("\"*.\" needs a domain with a dot under it")
+	}
+	return p, nil
+}
+
+func (p originPattern) matches(u *url.URL) bool {
+	if p.any {
+		return true
+	}
+	if strings.ToLower(u.Scheme) != p.scheme || u.Port() != p.port {
+		return false
+	}
+	host := strings.ToLower(u.Hostname())
+	if p.subdomains {
+		return strings.HasSuffix(host, "."+p.host)
+	}
+	return host == p.host
 }

@@ -189,3 +189,55 @@ func TestAllowOrigins(t *testing.T) {
 		}
 	}
 }
+
+func TestAllowOriginsWildcards(t *testing.T) {
+	check := AllowOrigins("https://*.school.example", "http://*.dev.example:5173")
+	for origin, want := range map[string]bool{
+		"https://app.school.example":      true,
+		"https://a.b.school.example":      true,
+		"https://APP.School.example":      true,
+		"https://school.example":          false, // the domain itself is not a subdomain
+		"https://evilschool.example":      false,
+		"https://app.school.example.evil": false,
+		"http://app.school.example":       false, // scheme
+		"https://app.school.example:8443": false, // port
+		"http://ui.dev.example:5173":      true,
+		"http://ui.dev.example":           false,
+		"https://ui.dev.example:5173":     false,
+		"null":                            false,
+		"https://korrigo.example":         true, // same origin
+	} {
+		r, _ := http.NewRequest(http.MethodGet, "https://korrigo.example/graphql", nil)
+		r.Header.Set("Origin", origin)
+		if got := check(r); got != want {
+			t.Errorf("origin %q: got %v, want %v", origin, got, want)
+		}
+	}
+	any := AllowOrigins("*")
+	r, _ := http.NewRequest(http.MethodGet, "https://korrigo.example/graphql", nil)
+	r.Header.Set("Origin", "https://anything.example")
+	if !any(r) {
+		t.Error(`"*" refused an origin`)
+	}
+}
+
+func TestParseOrigin(t *testing.T) {
+	for entry, wantWildcard := range map[string]bool{
+		"https://app.example": false, "http://localhost:5173": false, "HTTPS://App.Example": false,
+		"*": true, "https://*.school.example": true, "http://*.dev.example:5173": true,
+	} {
+		w, err := ParseOrigin(entry)
+		if err != nil || w != wantWildcard {
+			t.Errorf("%q: wildcard=%v err=%v", entry, w, err)
+		}
+	}
+	for _, entry := range []string{
+		"school.example", "ftp://school.example", "https://", "https://school.example/path",
+		"https://*school.example", "https://app.*.example", "https://*.example*", "*.school.example",
+		"https://*.com.", "https://*.localhost", "https://user@school.example", "**",
+	} {
+		if _, err := ParseOrigin(entry); err == nil {
+			t.Errorf("%q accepted", entry)
+		}
+	}
+}
