@@ -20,6 +20,7 @@ import (
 	"github.com/korrigo/korrigo/pubsub"
 	"github.com/korrigo/korrigo/realtime"
 	"github.com/korrigo/korrigo/server/filesign"
+	"github.com/korrigo/korrigo/server/wsgorilla"
 )
 
 // App is one `korrigo serve` process: database, services and HTTP server.
@@ -107,7 +108,7 @@ func (a *App) routes() http.Handler {
 	gql.AroundOperations(m.aroundOperations)
 	gql.AroundResponses(m.aroundResponses)
 	mux.Handle("/graphql", guardCSRF(withIdentity(a.Services.Auth, a.Config.Production(), a.Log, a.reporter,
-		withRateHeaders(guardUploads(limitBody(refuseBatches(gql)))))))
+		withRateHeaders(guardUploads(limitBody(refuseBatches(wsgorilla.Closable(gql))))))))
 	mux.Handle("GET "+filesign.Path, withIdentity(a.Services.Auth, a.Config.Production(), a.Log, a.reporter, a.files()))
 	mux.Handle("GET "+filesign.ExportPath, withIdentity(a.Services.Auth, a.Config.Production(), a.Log, a.reporter, a.exportFiles()))
 	mux.Handle("GET /graphiql", graphiql())

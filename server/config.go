@@ -42,6 +42,9 @@ type Config struct {
 	ServeWorkers, Workers int
 	// WSInitTimeout and WSPingInterval: WebSocket connection_init deadline and ping period.
 	WSInitTimeout, WSPingInterval time.Duration
+	// WSAuthInterval: how often open sockets' credentials are re-checked
+	// (KORRIGO_WS_AUTH_INTERVAL); an ended session closes its sockets with 4403.
+	WSAuthInterval time.Duration
 	// RateLimits are the per-IP, per-user and per-operation rates (ratelimit.go).
 	RateLimits RateLimits
 	// TrustedProxies may set X-Forwarded-For (KORRIGO_TRUSTED_PROXIES).
@@ -104,6 +107,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		{"KORRIGO_PDF_TIMEOUT", 0, &c.PDFTimeout},
 		{"KORRIGO_WS_INIT_TIMEOUT", DefaultWSInitTimeout, &c.WSInitTimeout},
 		{"KORRIGO_WS_PING_INTERVAL", DefaultWSPingInterval, &c.WSPingInterval},
+		{"KORRIGO_WS_AUTH_INTERVAL", DefaultWSAuthInterval, &c.WSAuthInterval},
 	}
 	for _, d := range durations {
 		if *d.dst, err = durationVar(get, d.key, d.def); err != nil {

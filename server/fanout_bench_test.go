@@ -330,6 +330,9 @@ func TestFanoutServerProcess(t *testing.T) {
 	if os.Getenv("KORRIGO_FANOUT_CHILD") != "1" {
 		t.Skip("BenchmarkFanout's server process")
 	}
+	if os.Getenv("KORRIGO_FANOUT_PPROF") != "" {
+		runtime.MemProfileRate = 512 // an exact enough heap profile per connection
+	}
 	d := dbtest.Open(t, dialect.SQLite)
 	cfg, err := server.LoadConfig(func(k string) string {
 		switch k {

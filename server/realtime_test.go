@@ -11,6 +11,7 @@ import (
 	"entgo.io/ent/dialect"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/korrigo/korrigo/auth/rules"
 	"github.com/korrigo/korrigo/db"
 	"github.com/korrigo/korrigo/db/dbtest"
 	"github.com/korrigo/korrigo/ent/examcopy"
@@ -386,4 +387,71 @@ func TestWebsocketShutdown(t *testing.T) {
 	case <-time.After(wsWait):
 		t.Fatal("Serve did not return")
 	}
+}
+
+// A socket lives no longer than the credential that opened it: logging out,
+// a password change elsewhere (which ends the other sessions), an expired
+// session and a revoked API token each close their socket with 4403 within
+// KORRIGO_WS_AUTH_INTERVAL; the socket of a session still valid stays open.
+func TestWebsocketClosedWhenCredentialEnds(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		e := newInstance(t, d, "", map[string]string{"KORRIGO_WS_AUTH_INTERVAL": "50ms"})
+		teacher, loggedOut := e.NewUser(user.RoleTEACHER, "Marie")
+		ex := e.NewExam(teacher)
+		vars := map[string]any{"e": ex.ID}
+		other := e.Login(teacher.Email, servertest.Password) // will lose to the password change
+		expiring := e.Login(teacher.Email, servertest.Password)
+		keeper := e.Login(teacher.Email, servertest.Password) // changes the password
+		var tok struct {
+			CreateApiToken struct {
+				Token    string
+				APIToken struct{ ID string } `json:"apiToken"`
+			}
+		}
+		e.As(keeper).MustDo(`mutation { createApiToken(input: {name: "sync", scopes: ["read"]}) { token apiToken { id } } }`,
+			nil, &tok)
+
+		open := func(token string) *wsConn {
+			c := mustDial(t, e, dialOpts{})
+			c.init(bearer(token))
+			id := c.subscribe(subLocks, vars)
+			if s := nextLock(t, c, id); s.Kind != "SNAPSHOT" {
+				t.Fatalf("want SNAPSHOT, got %+v", s)
+			}
+			return c
+		}
+		cLogout, cOther, cExpiring, cToken, cKeeper := open(loggedOut), open(other), open(expiring),
+			open(tok.CreateApiToken.Token), open(keeper)
+
+		e.As(loggedOut).MustDo(`mutation { logout }`, nil, nil)
+		if code := cLogout.closeCode(); code != 4403 {
+			t.Fatalf("logout: want 4403, got %d", code)
+		}
+		sys := rules.System(context.Background())
+		a, err := e.App.Services.Auth.Authenticate(sys, expiring)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Client.Session.UpdateOneID(a.SessionID).SetExpiresAt(time.Now().Add(-time.Second)).Exec(sys); err != nil {
+			t.Fatal(err)
+		}
+		if code := cExpiring.closeCode(); code != 4403 {
+			t.Fatalf("expiry: want 4403, got %d", code)
+		}
+		e.As(keeper).MustDo(`mutation($id: ID!){ revokeApiToken(id: $id) }`,
+			map[string]any{"id": tok.CreateApiToken.APIToken.ID}, nil)
+		if code := cToken.closeCode(); code != 4403 {
+			t.Fatalf("token revoked: want 4403, got %d", code)
+		}
+		e.As(keeper).MustDo(`mutation($c: String!, $n: String!){ changePassword(currentPassword: $c, newPassword: $n) }`,
+			map[string]any{"c": servertest.Password, "n": "an entirely new passphrase 1984"}, nil)
+		if code := cOther.closeCode(); code != 4403 {
+			t.Fatalf("password change: want 4403, got %d", code)
+		}
+		// Several checks have run since keeper's session was last seen live.
+		id := cKeeper.subscribe(subLocks, vars)
+		if s := nextLock(t, cKeeper, id); s.Kind != "SNAPSHOT" {
+			t.Fatalf("the valid session's socket: want SNAPSHOT, got %+v", s)
+		}
+	})
 }

@@ -22,6 +22,8 @@ import (
 const (
 	DefaultWSInitTimeout  = 10 * time.Second
 	DefaultWSPingInterval = 25 * time.Second
+	// DefaultWSAuthInterval bounds how long a socket outlives its session.
+	DefaultWSAuthInterval = 30 * time.Second
 	// wsReadLimit caps one client message: subscribe messages are small.
 	wsReadLimit = 64 << 10
 )
@@ -49,7 +51,7 @@ func (a *App) websocketTransport() transport.Websocket {
 					zap.String("request_id", httpctx.RequestID(r.Context())))
 			},
 		}),
-		InitFunc: websocketInit(a.Services.Auth, log),
+		InitFunc: websocketInit(a.Services.Auth, log, newSocketAuth(a.Services.Auth, log, a.Config.WSAuthInterval)),
 		// The adapter owns the init timer (4408); gqlgen's is a later backstop.
 		InitTimeout:      initTimeout + 5*time.Second,
 		PayloadReadLimit: &limit,
@@ -66,11 +68,16 @@ var errWSForbidden = errors.New("Forbidden")
 // ({"authorization": "Bearer <token>"}) or, without one, from what the upgrade
 // request carried (session cookie or Authorization header, already checked by
 // withIdentity). No valid identity → close 4403: every subscription needs one.
-func websocketInit(authn *auth.Service, log *zap.Logger) transport.WebsocketInitFunc {
+//
+// The credential is re-checked every WSAuthInterval for as long as the socket
+// is open (socketAuth): logging out, a password change or reset, a revoked
+// token or a deactivated account close it with 4403.
+func websocketInit(authn *auth.Service, log *zap.Logger, live *socketAuth) transport.WebsocketInitFunc {
 	return func(ctx context.Context, p transport.InitPayload) (context.Context, *transport.InitPayload, error) {
 		raw := strings.TrimSpace(p.Authorization())
 		if raw == "" {
-			if viewer.FromContext(ctx) != nil {
+			if v := viewer.FromContext(ctx); v != nil {
+				live.watch(ctx, v)
 				return ctx, nil, nil
 			}
 			return transport.WithWebsocketCloseCode(ctx, wsgorilla.CloseForbidden), nil, errWSForbidden
@@ -86,6 +93,7 @@ func websocketInit(authn *auth.Service, log *zap.Logger) transport.WebsocketInit
 			}
 			return transport.WithWebsocketCloseCode(ctx, wsgorilla.CloseForbidden), nil, errWSForbidden
 		}
+		live.watch(ctx, v)
 		return viewer.NewContext(ctx, v), nil, nil
 	}
 }

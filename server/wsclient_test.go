@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -74,12 +75,13 @@ type wsMsg struct {
 // wsConn is a test client on one socket. A reader goroutine queues messages;
 // the close code the server sent ends up in closed.
 type wsConn struct {
-	t      testing.TB
-	ws     *websocket.Conn
-	msgs   chan wsMsg
-	done   chan struct{}
-	code   atomic.Int64 // close code received; -1: connection lost without one
-	nextID atomic.Int64
+	t       testing.TB
+	ws      *websocket.Conn
+	msgs    chan wsMsg
+	done    chan struct{}
+	code    atomic.Int64 // close code received; -1: connection lost without one
+	nextID  atomic.Int64
+	writeMu sync.Mutex
 }
 
 type dialOpts struct {
@@ -143,6 +145,9 @@ func (c *wsConn) read() {
 }
 
 func (c *wsConn) write(m wsMsg) error {
+	// The reader goroutine answers pings while the test writes.
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
 	_ = c.ws.SetWriteDeadline(time.Now().Add(wsWait))
 	return c.ws.WriteJSON(m)
 }

@@ -76,7 +76,9 @@ func (im *implementation) Accept(
 		return nil, fmt.Errorf("wsgorilla: upgrade: %w", err)
 	}
 	hw.release()
-	return newConn(ws, r, &im.opts), nil
+	c := newConn(ws, r, &im.opts)
+	registerCloser(r, c)
+	return c, nil
 }
 
 // hijackWriter remembers the buffers net/http hands over with the connection.
