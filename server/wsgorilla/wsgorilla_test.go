@@ -407,9 +407,10 @@ func TestMissingPongEndsConnection(t *testing.T) {
 func TestAdapterPings(t *testing.T) {
 	const every = 20 * time.Millisecond
 	t.Run(transportWS, func(t *testing.T) {
-		e := newEnv(t, wsgorilla.Options{PingInterval: every}, nil)
+		e := newEnv(t, wsgorilla.Options{PingInterval: 5 * every}, nil)
 		c := e.connect(transportWS)
 		expectType(t, c, "ping")
+		send(t, c, msg{Type: "pong"}) // the deadline is two intervals after the ack
 		expectType(t, c, "ping")
 	})
 	t.Run(legacyWS, func(t *testing.T) {
