@@ -37,7 +37,8 @@ func main() {
 			gen.FeatureNamedEdges,
 		},
 	}
-	if err := entc.Generate("./ent/schema", cfg, entc.Extensions(ex)); err != nil {
+	if err := entc.Generate("./ent/schema", cfg, entc.Extensions(ex),
+		entc.TemplateFiles("./tools/entc/template/sqltx.tmpl")); err != nil {
 		log.Fatalf("entc: generating: %v", err)
 	}
 }
