@@ -26,7 +26,9 @@ type Blob struct {
 	// Pages holds the value of the "pages" field.
 	Pages int `json:"pages,omitempty"`
 	// CreatedAt holds the value of the "created_at" field.
-	CreatedAt    time.Time `json:"created_at,omitempty"`
+	CreatedAt time.Time `json:"created_at,omitempty"`
+	// DerivedKey holds the value of the "derived_key" field.
+	DerivedKey   *string `json:"derived_key,omitempty"`
 	selectValues sql.SelectValues
 }
 
@@ -37,7 +39,7 @@ func (*Blob) scanValues(columns []string) ([]any, error) {
 		switch columns[i] {
 		case blob.FieldSize, blob.FieldPages:
 			values[i] = new(sql.NullInt64)
-		case blob.FieldID, blob.FieldSha256, blob.FieldMediaType:
+		case blob.FieldID, blob.FieldSha256, blob.FieldMediaType, blob.FieldDerivedKey:
 			values[i] = new(sql.NullString)
 		case blob.FieldCreatedAt:
 			values[i] = new(sql.NullTime)
@@ -92,6 +94,13 @@ func (_m *Blob) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.CreatedAt = value.Time
 			}
+		case blob.FieldDerivedKey:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field derived_key", values[i])
+			} else if value.Valid {
+				_m.DerivedKey = new(string)
+				*_m.DerivedKey = value.String
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -142,6 +151,11 @@ func (_m *Blob) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("created_at=")
 	builder.WriteString(_m.CreatedAt.Format(time.ANSIC))
+	builder.WriteString(", ")
+	if v := _m.DerivedKey; v != nil {
+		builder.WriteString("derived_key=")
+		builder.WriteString(*v)
+	}
 	builder.WriteByte(')')
 	return builder.String()
 }

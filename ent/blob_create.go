@@ -69,6 +69,20 @@ func (_c *BlobCreate) SetNillableCreatedAt(v *time.Time) *BlobCreate {
 	return _c
 }
 
+// SetDerivedKey sets the "derived_key" field.
+func (_c *BlobCreate) SetDerivedKey(v string) *BlobCreate {
+	_c.mutation.SetDerivedKey(v)
+	return _c
+}
+
+// SetNillableDerivedKey sets the "derived_key" field if the given value is not nil.
+func (_c *BlobCreate) SetNillableDerivedKey(v *string) *BlobCreate {
+	if v != nil {
+		_c.SetDerivedKey(*v)
+	}
+	return _c
+}
+
 // SetID sets the "id" field.
 func (_c *BlobCreate) SetID(v string) *BlobCreate {
 	_c.mutation.SetID(v)
@@ -173,6 +187,11 @@ func (_c *BlobCreate) check() error {
 	if _, ok := _c.mutation.CreatedAt(); !ok {
 		return &ValidationError{Name: "created_at", err: errors.New(`ent: missing required field "Blob.created_at"`)}
 	}
+	if v, ok := _c.mutation.DerivedKey(); ok {
+		if err := blob.DerivedKeyValidator(v); err != nil {
+			return &ValidationError{Name: "derived_key", err: fmt.Errorf(`ent: validator failed for field "Blob.derived_key": %w`, err)}
+		}
+	}
 	if v, ok := _c.mutation.ID(); ok {
 		if err := blob.IDValidator(v); err != nil {
 			return &ValidationError{Name: "id", err: fmt.Errorf(`ent: validator failed for field "Blob.id": %w`, err)}
@@ -233,6 +252,10 @@ func (_c *BlobCreate) createSpec() (*Blob, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.CreatedAt(); ok {
 		_spec.SetField(blob.FieldCreatedAt, field.TypeTime, value)
 		_node.CreatedAt = value
+	}
+	if value, ok := _c.mutation.DerivedKey(); ok {
+		_spec.SetField(blob.FieldDerivedKey, field.TypeString, value)
+		_node.DerivedKey = &value
 	}
 	return _node, _spec
 }
@@ -332,6 +355,9 @@ func (u *BlobUpsertOne) UpdateNewValues() *BlobUpsertOne {
 		}
 		if _, exists := u.create.mutation.CreatedAt(); exists {
 			s.SetIgnore(blob.FieldCreatedAt)
+		}
+		if _, exists := u.create.mutation.DerivedKey(); exists {
+			s.SetIgnore(blob.FieldDerivedKey)
 		}
 	}))
 	return u
@@ -579,6 +605,9 @@ func (u *BlobUpsertBulk) UpdateNewValues() *BlobUpsertBulk {
 			}
 			if _, exists := b.mutation.CreatedAt(); exists {
 				s.SetIgnore(blob.FieldCreatedAt)
+			}
+			if _, exists := b.mutation.DerivedKey(); exists {
+				s.SetIgnore(blob.FieldDerivedKey)
 			}
 		}
 	}))

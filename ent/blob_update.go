@@ -102,6 +102,9 @@ func (_u *BlobUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	if value, ok := _u.mutation.AddedPages(); ok {
 		_spec.AddField(blob.FieldPages, field.TypeInt, value)
 	}
+	if _u.mutation.DerivedKeyCleared() {
+		_spec.ClearField(blob.FieldDerivedKey, field.TypeString)
+	}
 	_spec.AddModifiers(_u.modifiers...)
 	if _node, err = sqlgraph.UpdateNodes(ctx, _u.driver, _spec); err != nil {
 		if _, ok := err.(*sqlgraph.NotFoundError); ok {
@@ -227,6 +230,9 @@ func (_u *BlobUpdateOne) sqlSave(ctx context.Context) (_node *Blob, err error) {
 	}
 	if value, ok := _u.mutation.AddedPages(); ok {
 		_spec.AddField(blob.FieldPages, field.TypeInt, value)
+	}
+	if _u.mutation.DerivedKeyCleared() {
+		_spec.ClearField(blob.FieldDerivedKey, field.TypeString)
 	}
 	_spec.AddModifiers(_u.modifiers...)
 	_node = &Blob{config: _u.config}

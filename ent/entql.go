@@ -128,11 +128,12 @@ var schemaGraph = func() *sqlgraph.Schema {
 		},
 		Type: "Blob",
 		Fields: map[string]*sqlgraph.FieldSpec{
-			blob.FieldSha256:    {Type: field.TypeString, Column: blob.FieldSha256},
-			blob.FieldSize:      {Type: field.TypeInt64, Column: blob.FieldSize},
-			blob.FieldMediaType: {Type: field.TypeString, Column: blob.FieldMediaType},
-			blob.FieldPages:     {Type: field.TypeInt, Column: blob.FieldPages},
-			blob.FieldCreatedAt: {Type: field.TypeTime, Column: blob.FieldCreatedAt},
+			blob.FieldSha256:     {Type: field.TypeString, Column: blob.FieldSha256},
+			blob.FieldSize:       {Type: field.TypeInt64, Column: blob.FieldSize},
+			blob.FieldMediaType:  {Type: field.TypeString, Column: blob.FieldMediaType},
+			blob.FieldPages:      {Type: field.TypeInt, Column: blob.FieldPages},
+			blob.FieldCreatedAt:  {Type: field.TypeTime, Column: blob.FieldCreatedAt},
+			blob.FieldDerivedKey: {Type: field.TypeString, Column: blob.FieldDerivedKey},
 		},
 	}
 	graph.Nodes[5] = &sqlgraph.Node{
@@ -1350,6 +1351,11 @@ func (f *BlobFilter) WherePages(p entql.IntP) {
 // WhereCreatedAt applies the entql time.Time predicate on the created_at field.
 func (f *BlobFilter) WhereCreatedAt(p entql.TimeP) {
 	f.Where(p.Field(blob.FieldCreatedAt))
+}
+
+// WhereDerivedKey applies the entql string predicate on the derived_key field.
+func (f *BlobFilter) WhereDerivedKey(p entql.StringP) {
+	f.Where(p.Field(blob.FieldDerivedKey))
 }
 
 // addPredicate implements the predicateAdder interface.

@@ -3964,6 +3964,7 @@ type BlobMutation struct {
 	pages         *int
 	addpages      *int
 	created_at    *time.Time
+	derived_key   *string
 	clearedFields map[string]struct{}
 	done          bool
 	oldValue      func(context.Context) (*Blob, error)
@@ -4294,6 +4295,55 @@ func (m *BlobMutation) ResetCreatedAt() {
 	m.created_at = nil
 }
 
+// SetDerivedKey sets the "derived_key" field.
+func (m *BlobMutation) SetDerivedKey(s string) {
+	m.derived_key = &s
+}
+
+// DerivedKey returns the value of the "derived_key" field in the mutation.
+func (m *BlobMutation) DerivedKey() (r string, exists bool) {
+	v := m.derived_key
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDerivedKey returns the old "derived_key" field's value of the Blob entity.
+// If the Blob object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *BlobMutation) OldDerivedKey(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDerivedKey is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDerivedKey requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDerivedKey: %w", err)
+	}
+	return oldValue.DerivedKey, nil
+}
+
+// ClearDerivedKey clears the value of the "derived_key" field.
+func (m *BlobMutation) ClearDerivedKey() {
+	m.derived_key = nil
+	m.clearedFields[blob.FieldDerivedKey] = struct{}{}
+}
+
+// DerivedKeyCleared returns if the "derived_key" field was cleared in this mutation.
+func (m *BlobMutation) DerivedKeyCleared() bool {
+	_, ok := m.clearedFields[blob.FieldDerivedKey]
+	return ok
+}
+
+// ResetDerivedKey resets all changes to the "derived_key" field.
+func (m *BlobMutation) ResetDerivedKey() {
+	m.derived_key = nil
+	delete(m.clearedFields, blob.FieldDerivedKey)
+}
+
 // Where appends a list predicates to the BlobMutation builder.
 func (m *BlobMutation) Where(ps ...predicate.Blob) {
 	m.predicates = append(m.predicates, ps...)
@@ -4328,7 +4378,7 @@ func (m *BlobMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *BlobMutation) Fields() []string {
-	fields := make([]string, 0, 5)
+	fields := make([]string, 0, 6)
 	if m.sha256 != nil {
 		fields = append(fields, blob.FieldSha256)
 	}
@@ -4343,6 +4393,9 @@ func (m *BlobMutation) Fields() []string {
 	}
 	if m.created_at != nil {
 		fields = append(fields, blob.FieldCreatedAt)
+	}
+	if m.derived_key != nil {
+		fields = append(fields, blob.FieldDerivedKey)
 	}
 	return fields
 }
@@ -4362,6 +4415,8 @@ func (m *BlobMutation) Field(name string) (ent.Value, bool) {
 		return m.Pages()
 	case blob.FieldCreatedAt:
 		return m.CreatedAt()
+	case blob.FieldDerivedKey:
+		return m.DerivedKey()
 	}
 	return nil, false
 }
@@ -4381,6 +4436,8 @@ func (m *BlobMutation) OldField(ctx context.Context, name string) (ent.Value, er
 		return m.OldPages(ctx)
 	case blob.FieldCreatedAt:
 		return m.OldCreatedAt(ctx)
+	case blob.FieldDerivedKey:
+		return m.OldDerivedKey(ctx)
 	}
 	return nil, fmt.Errorf("unknown Blob field %s", name)
 }
@@ -4424,6 +4481,13 @@ func (m *BlobMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetCreatedAt(v)
+		return nil
+	case blob.FieldDerivedKey:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDerivedKey(v)
 		return nil
 	}
 	return fmt.Errorf("unknown Blob field %s", name)
@@ -4481,7 +4545,11 @@ func (m *BlobMutation) AddField(name string, value ent.Value) error {
 // ClearedFields returns all nullable fields that were cleared during this
 // mutation.
 func (m *BlobMutation) ClearedFields() []string {
-	return nil
+	var fields []string
+	if m.FieldCleared(blob.FieldDerivedKey) {
+		fields = append(fields, blob.FieldDerivedKey)
+	}
+	return fields
 }
 
 // FieldCleared returns a boolean indicating if a field with the given name was
@@ -4494,6 +4562,11 @@ func (m *BlobMutation) FieldCleared(name string) bool {
 // ClearField clears the value of the field with the given name. It returns an
 // error if the field is not defined in the schema.
 func (m *BlobMutation) ClearField(name string) error {
+	switch name {
+	case blob.FieldDerivedKey:
+		m.ClearDerivedKey()
+		return nil
+	}
 	return fmt.Errorf("unknown Blob nullable field %s", name)
 }
 
@@ -4515,6 +4588,9 @@ func (m *BlobMutation) ResetField(name string) error {
 		return nil
 	case blob.FieldCreatedAt:
 		m.ResetCreatedAt()
+		return nil
+	case blob.FieldDerivedKey:
+		m.ResetDerivedKey()
 		return nil
 	}
 	return fmt.Errorf("unknown Blob field %s", name)

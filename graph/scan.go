@@ -39,7 +39,7 @@ func (r *copyResolver) fileURL(ctx context.Context, c *ent.ExamCopy, kind string
 	}
 	switch kind {
 	case "pages":
-		if c.SourceBlobID == nil {
+		if c.SourceBlobID == nil || v.IsStudent() {
 			return nil, nil
 		}
 	case "final":

@@ -280,6 +280,15 @@ func deleteUnreferencedBlob(ctx context.Context, tx *ent.Tx, sha string) (bool, 
 	if err != nil || used {
 		return false, err
 	}
+	if b.DerivedKey != nil {
+		// A rendering of another blob (masked pages) lives as long as it.
+		if srcSHA := derivedSource(*b.DerivedKey); srcSHA != "" {
+			alive, err := tx.Blob.Query().Where(blob.Sha256(srcSHA)).Exist(ctx)
+			if err != nil || alive {
+				return false, err
+			}
+		}
+	}
 	pending, err := tx.Job.Query().Where(job.StateIn(live...), job.KindIn(job.KindSPLIT_SCAN, job.KindIMPORT_COPY)).All(ctx)
 	if err != nil {
 		return false, err

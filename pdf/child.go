@@ -28,6 +28,7 @@ var ops = map[string]opFunc{
 	OpImport:   opImport,
 	OpBurn:     opBurn,
 	OpSanitize: opSanitize,
+	OpMask:     opMask,
 }
 
 // Main is the child side of Runner: the korrigo binary routes its "pdf"
@@ -210,6 +211,22 @@ func opSanitize(j *childJob) (any, [][]byte, error) {
 		return nil, nil, err
 	}
 	out, err := Sanitize(in)
+	if err != nil {
+		return nil, nil, err
+	}
+	return nil, [][]byte{out}, nil
+}
+
+func opMask(j *childJob) (any, [][]byte, error) {
+	var p maskParams
+	if err := j.params(&p); err != nil {
+		return nil, nil, err
+	}
+	in, err := j.input()
+	if err != nil {
+		return nil, nil, err
+	}
+	out, err := Mask(in, p.PagesPerBooklet)
 	if err != nil {
 		return nil, nil, err
 	}

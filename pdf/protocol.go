@@ -9,6 +9,7 @@ const (
 	OpImport   = "import"
 	OpBurn     = "burn"
 	OpSanitize = "sanitize"
+	OpMask     = "mask"
 )
 
 // The parent and the child exchange files in a private directory that the
@@ -55,4 +56,8 @@ type splitParams struct {
 type burnParams struct {
 	Marks   []PageMarks `json:"marks"`
 	Summary Summary     `json:"summary"`
+}
+
+type maskParams struct {
+	PagesPerBooklet int `json:"pagesPerBooklet"`
 }

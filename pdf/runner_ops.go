@@ -75,6 +75,16 @@ func (r *Runner) Sanitize(ctx context.Context, in []byte) ([]byte, error) {
 	return r.single(OpSanitize, out)
 }
 
+// Mask runs Mask in a child process: the copy with the identity zone of
+// its header pages removed, for correctors.
+func (r *Runner) Mask(ctx context.Context, in []byte, pagesPerBooklet int) ([]byte, error) {
+	out, err := r.Run(ctx, OpMask, in, maskParams{PagesPerBooklet: pagesPerBooklet})
+	if err != nil {
+		return nil, err
+	}
+	return r.single(OpMask, out)
+}
+
 func (r *Runner) single(op string, out *Output) ([]byte, error) {
 	if len(out.Files) != 1 {
 		return nil, r.replyError(op, fmt.Errorf("%w (got %d)", errNoOutput, len(out.Files)))

@@ -23,7 +23,9 @@ import (
 // the signature must be valid, unexpired and issued to the caller, and the
 // caller must still be allowed to read the copy under the privacy rules
 // (teacher: assigned copies; student: own, GRADED, released; admin: all).
-// Nothing is cacheable.
+// The pages of a copy go to admins as scanned and to correctors with the
+// identity zone of header pages removed (pdf.Mask); students get only the
+// final PDF. Nothing is cacheable.
 func (a *App) files() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
@@ -58,12 +60,9 @@ func (a *App) files() http.Handler {
 		var blobID *string
 		switch kind {
 		case filesign.Pages:
-			if !v.IsAdmin() {
-				// The identity zone of header pages must be masked for
-				// non-admins, and masking is not implemented yet: refuse
-				// rather than show a student's name to a corrector.
-				writeError(w, http.StatusForbidden, apperr.Forbidden,
-					"page images with the identity zone masked are not available yet")
+			if v.IsStudent() {
+				// Students read their results and the corrected PDF only.
+				writeError(w, http.StatusForbidden, apperr.Forbidden, "students read the corrected PDF")
 				return
 			}
 			blobID = c.SourceBlobID
@@ -76,7 +75,13 @@ func (a *App) files() http.Handler {
 			writeError(w, http.StatusNotFound, apperr.NotFound, "no such file")
 			return
 		}
-		b, err := a.Services.Client.Blob.Get(rules.System(ctx), *blobID)
+		var b *ent.Blob
+		if kind == filesign.Pages && !v.IsAdmin() {
+			// Correctors get the pages with the identity zone removed.
+			b, err = a.Services.Jobs.MaskedPages(ctx, c)
+		} else {
+			b, err = a.Services.Client.Blob.Get(rules.System(ctx), *blobID)
+		}
 		if err != nil {
 			a.fileError(w, r, err)
 			return

@@ -24,6 +24,8 @@ const (
 	FieldPages = "pages"
 	// FieldCreatedAt holds the string denoting the created_at field in the database.
 	FieldCreatedAt = "created_at"
+	// FieldDerivedKey holds the string denoting the derived_key field in the database.
+	FieldDerivedKey = "derived_key"
 	// Table holds the table name of the blob in the database.
 	Table = "blobs"
 )
@@ -36,6 +38,7 @@ var Columns = []string{
 	FieldMediaType,
 	FieldPages,
 	FieldCreatedAt,
+	FieldDerivedKey,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -66,6 +69,8 @@ var (
 	DefaultPages int
 	// DefaultCreatedAt holds the default value on creation for the "created_at" field.
 	DefaultCreatedAt func() time.Time
+	// DerivedKeyValidator is a validator for the "derived_key" field. It is called by the builders before save.
+	DerivedKeyValidator func(string) error
 	// DefaultID holds the default value on creation for the "id" field.
 	DefaultID func() string
 	// IDValidator is a validator for the "id" field. It is called by the builders before save.
@@ -103,4 +108,9 @@ func ByPages(opts ...sql.OrderTermOption) OrderOption {
 // ByCreatedAt orders the results by the created_at field.
 func ByCreatedAt(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldCreatedAt, opts...).ToFunc()
+}
+
+// ByDerivedKey orders the results by the derived_key field.
+func ByDerivedKey(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldDerivedKey, opts...).ToFunc()
 }

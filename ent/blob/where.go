@@ -89,6 +89,11 @@ func CreatedAt(v time.Time) predicate.Blob {
 	return predicate.Blob(sql.FieldEQ(FieldCreatedAt, v))
 }
 
+// DerivedKey applies equality check predicate on the "derived_key" field. It's identical to DerivedKeyEQ.
+func DerivedKey(v string) predicate.Blob {
+	return predicate.Blob(sql.FieldEQ(FieldDerivedKey, v))
+}
+
 // Sha256EQ applies the EQ predicate on the "sha256" field.
 func Sha256EQ(v string) predicate.Blob {
 	return predicate.Blob(sql.FieldEQ(FieldSha256, v))
@@ -337,6 +342,81 @@ func CreatedAtLT(v time.Time) predicate.Blob {
 // CreatedAtLTE applies the LTE predicate on the "created_at" field.
 func CreatedAtLTE(v time.Time) predicate.Blob {
 	return predicate.Blob(sql.FieldLTE(FieldCreatedAt, v))
+}
+
+// DerivedKeyEQ applies the EQ predicate on the "derived_key" field.
+func DerivedKeyEQ(v string) predicate.Blob {
+	return predicate.Blob(sql.FieldEQ(FieldDerivedKey, v))
+}
+
+// DerivedKeyNEQ applies the NEQ predicate on the "derived_key" field.
+func DerivedKeyNEQ(v string) predicate.Blob {
+	return predicate.Blob(sql.FieldNEQ(FieldDerivedKey, v))
+}
+
+// DerivedKeyIn applies the In predicate on the "derived_key" field.
+func DerivedKeyIn(vs ...string) predicate.Blob {
+	return predicate.Blob(sql.FieldIn(FieldDerivedKey, vs...))
+}
+
+// DerivedKeyNotIn applies the NotIn predicate on the "derived_key" field.
+func DerivedKeyNotIn(vs ...string) predicate.Blob {
+	return predicate.Blob(sql.FieldNotIn(FieldDerivedKey, vs...))
+}
+
+// DerivedKeyGT applies the GT predicate on the "derived_key" field.
+func DerivedKeyGT(v string) predicate.Blob {
+	return predicate.Blob(sql.FieldGT(FieldDerivedKey, v))
+}
+
+// DerivedKeyGTE applies the GTE predicate on the "derived_key" field.
+func DerivedKeyGTE(v string) predicate.Blob {
+	return predicate.Blob(sql.FieldGTE(FieldDerivedKey, v))
+}
+
+// DerivedKeyLT applies the LT predicate on the "derived_key" field.
+func DerivedKeyLT(v string) predicate.Blob {
+	return predicate.Blob(sql.FieldLT(FieldDerivedKey, v))
+}
+
+// DerivedKeyLTE applies the LTE predicate on the "derived_key" field.
+func DerivedKeyLTE(v string) predicate.Blob {
+	return predicate.Blob(sql.FieldLTE(FieldDerivedKey, v))
+}
+
+// DerivedKeyContains applies the Contains predicate on the "derived_key" field.
+func DerivedKeyContains(v string) predicate.Blob {
+	return predicate.Blob(sql.FieldContains(FieldDerivedKey, v))
+}
+
+// DerivedKeyHasPrefix applies the HasPrefix predicate on the "derived_key" field.
+func DerivedKeyHasPrefix(v string) predicate.Blob {
+	return predicate.Blob(sql.FieldHasPrefix(FieldDerivedKey, v))
+}
+
+// DerivedKeyHasSuffix applies the HasSuffix predicate on the "derived_key" field.
+func DerivedKeyHasSuffix(v string) predicate.Blob {
+	return predicate.Blob(sql.FieldHasSuffix(FieldDerivedKey, v))
+}
+
+// DerivedKeyIsNil applies the IsNil predicate on the "derived_key" field.
+func DerivedKeyIsNil() predicate.Blob {
+	return predicate.Blob(sql.FieldIsNull(FieldDerivedKey))
+}
+
+// DerivedKeyNotNil applies the NotNil predicate on the "derived_key" field.
+func DerivedKeyNotNil() predicate.Blob {
+	return predicate.Blob(sql.FieldNotNull(FieldDerivedKey))
+}
+
+// DerivedKeyEqualFold applies the EqualFold predicate on the "derived_key" field.
+func DerivedKeyEqualFold(v string) predicate.Blob {
+	return predicate.Blob(sql.FieldEqualFold(FieldDerivedKey, v))
+}
+
+// DerivedKeyContainsFold applies the ContainsFold predicate on the "derived_key" field.
+func DerivedKeyContainsFold(v string) predicate.Blob {
+	return predicate.Blob(sql.FieldContainsFold(FieldDerivedKey, v))
 }
 
 // And groups predicates with the AND operator between them.

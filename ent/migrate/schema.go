@@ -175,6 +175,7 @@ var (
 		{Name: "media_type", Type: field.TypeString, Size: 100},
 		{Name: "pages", Type: field.TypeInt, Default: 0},
 		{Name: "created_at", Type: field.TypeTime},
+		{Name: "derived_key", Type: field.TypeString, Unique: true, Nullable: true, Size: 200},
 	}
 	// BlobsTable holds the schema information for the "blobs" table.
 	BlobsTable = &schema.Table{

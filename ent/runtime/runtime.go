@@ -344,6 +344,10 @@ func init() {
 	blobDescCreatedAt := blobFields[4].Descriptor()
 	// blob.DefaultCreatedAt holds the default value on creation for the created_at field.
 	blob.DefaultCreatedAt = blobDescCreatedAt.Default.(func() time.Time)
+	// blobDescDerivedKey is the schema descriptor for derived_key field.
+	blobDescDerivedKey := blobFields[5].Descriptor()
+	// blob.DerivedKeyValidator is a validator for the "derived_key" field. It is called by the builders before save.
+	blob.DerivedKeyValidator = blobDescDerivedKey.Validators[0].(func(string) error)
 	// blobDescID is the schema descriptor for id field.
 	blobDescID := blobMixinFields0[0].Descriptor()
 	// blob.DefaultID holds the default value on creation for the id field.

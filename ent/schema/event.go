@@ -161,6 +161,10 @@ func (Blob) Fields() []ent.Field {
 		field.String("media_type").MaxLen(100).Immutable(),
 		field.Int("pages").Default(0),
 		field.Time("created_at").Default(nowUTC).Immutable(),
+		// derived_key names a file rendered from another blob (the masked
+		// pages of a copy: "masked/v1/<pagesPerBooklet>/<source sha256>"),
+		// so it is rendered once; such a blob lives as long as its source.
+		field.String("derived_key").Optional().Nillable().Unique().Immutable().MaxLen(200),
 	}
 }
 

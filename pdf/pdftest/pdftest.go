@@ -25,6 +25,13 @@ type Page struct {
 	Texts  []TextRun
 	Rects  []RectPaint
 	Fonts  map[string]types.Dict // resource name → font dict
+	Images []ImagePaint          // XObjects drawn with Do
+}
+
+// ImagePaint is an XObject drawn on the page.
+type ImagePaint struct {
+	Name string     // resource name
+	CTM  [6]float64 // maps the unit square to user space
 }
 
 // TextRun is a shown string.
@@ -304,6 +311,12 @@ func interpret(p *Page, content []byte, cmaps map[string]map[string]string) {
 				}
 			}
 			pending = nil
+		case "Do":
+			if len(operands) > 0 {
+				if name, ok := operands[len(operands)-1].(string); ok {
+					p.Images = append(p.Images, ImagePaint{Name: name, CTM: gs.ctm})
+				}
+			}
 		case "BI":
 			tok.skipInlineImage()
 		}
