@@ -86,6 +86,10 @@ func (s *Service) finalize(ctx context.Context, a *attempt, copyID string) error
 	if err != nil {
 		return err
 	}
+	if err := s.afterStore(ctx, a); err != nil {
+		s.discard(ctx, ref)
+		return err
+	}
 	var b *ent.Blob
 	err = db.WithTx(ctx, s.cfg.DB.Client, func(tx *ent.Tx) error {
 		b, err = blobRow(ctx, tx, ref, c.PageCount+1)

@@ -100,6 +100,9 @@ type Hooks struct {
 	BeforeWork func(ctx context.Context, kind string, attempt int)
 	// AfterPDF runs after the PDF step of a job, before anything is stored.
 	AfterPDF func(ctx context.Context, kind string, attempt int) error
+	// AfterStore runs once a job's files are in the blob store and before
+	// any row names them (a crash here leaves unrecorded files).
+	AfterStore func(ctx context.Context, kind string, attempt int) error
 }
 
 // Service requests jobs and, when it has workers, runs them.

@@ -214,6 +214,9 @@ func (s *Service) split(ctx context.Context, a *attempt) error {
 			return err
 		}
 	}
+	if err := s.afterStore(ctx, a); err != nil {
+		return err
+	}
 	var result scanResult
 	err = s.withAnonymousIDs(ctx, ex.ID, func(tx *ent.Tx, next func() (string, error)) error {
 		result = scanResult{}
@@ -288,6 +291,13 @@ type scanResult struct {
 	CopyIDs       []string `json:"copyIds"`
 	ShortBooklets int      `json:"shortBooklets"`
 	Replaced      int      `json:"replaced"`
+}
+
+func (s *Service) afterStore(ctx context.Context, a *attempt) error {
+	if h := s.cfg.Hooks; h != nil && h.AfterStore != nil {
+		return h.AfterStore(ctx, string(a.job.Kind), a.rj.Attempt)
+	}
+	return nil
 }
 
 func (s *Service) afterPDF(ctx context.Context, a *attempt) error {

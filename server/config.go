@@ -58,6 +58,11 @@ type Config struct {
 	TransferTimeout time.Duration
 	// SentryTransport replaces Sentry's HTTP transport (tests capture events).
 	SentryTransport sentry.Transport
+	// TestBlockJob (KORRIGO_TEST_BLOCK_JOB, refused in production) is a test
+	// hook for crash tests of real processes: jobs of that kind (e.g.
+	// FINALIZE_COPY) stop after storing their files, write
+	// <data dir>/test-blocked-<kind>, and wait until the process dies.
+	TestBlockJob string
 }
 
 // Production reports whether the server runs with production settings.
@@ -99,6 +104,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		return c, fmt.Errorf("config: KORRIGO_SHUTDOWN_TIMEOUT: %w", err)
 	}
 	c.FileURLSecret = getenv("KORRIGO_FILE_URL_SECRET")
+	c.TestBlockJob = get("KORRIGO_TEST_BLOCK_JOB", "")
 	durations := []struct {
 		key string
 		def time.Duration
@@ -163,6 +169,9 @@ func (c Config) Validate() error {
 		}
 	}
 	if c.Production() {
+		if c.TestBlockJob != "" {
+			errs = append(errs, errors.New("KORRIGO_TEST_BLOCK_JOB is a test hook, refused in production"))
+		}
 		if c.MetricsToken == "" || len(c.MetricsToken) < 16 {
 			errs = append(errs, errors.New("KORRIGO_METRICS_TOKEN (16+ characters) is required in production"))
 		}

@@ -35,6 +35,7 @@ func TestProductionRefusesUnsafeConfig(t *testing.T) {
 		"bad origin":        {"KORRIGO_ALLOWED_ORIGINS", "school.example", "not an origin"},
 		"bad log level":     {"KORRIGO_LOG_LEVEL", "loud", "KORRIGO_LOG_LEVEL"},
 		"bad replica count": {"KORRIGO_REPLICAS", "zero", "KORRIGO_REPLICAS"},
+		"test hook":         {"KORRIGO_TEST_BLOCK_JOB", "FINALIZE_COPY", "KORRIGO_TEST_BLOCK_JOB"},
 	}
 	for name, tc := range cases {
 		m := map[string]string{"KORRIGO_REPLICAS": "3"}

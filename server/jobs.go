@@ -33,7 +33,25 @@ func newJobs(cfg Config, log *zap.Logger, d *db.DB, progress jobs.ProgressPublis
 		return nil, err
 	}
 	return jobs.New(jobs.Config{DB: d, Store: store, Runner: pdfRunner(log, cfg),
-		Logger: log.Named("jobs"), Progress: progress, Workers: cfg.ServeWorkers})
+		Logger: log.Named("jobs"), Progress: progress, Workers: cfg.ServeWorkers, Hooks: testHooks(cfg, log)})
+}
+
+// testHooks wires KORRIGO_TEST_BLOCK_JOB (never set in production; Validate
+// refuses it there): crash tests kill a real worker while it holds a job.
+func testHooks(cfg Config, log *zap.Logger) *jobs.Hooks {
+	kind := cfg.TestBlockJob
+	if kind == "" {
+		return nil
+	}
+	log.Warn("test hook: jobs of this kind block after storing their files", zap.String("kind", kind))
+	return &jobs.Hooks{AfterStore: func(ctx context.Context, k string, _ int) error {
+		if k != kind {
+			return nil
+		}
+		_ = os.WriteFile(filepath.Join(cfg.DataDir, "test-blocked-"+k), nil, 0o600)
+		<-ctx.Done()
+		return ctx.Err()
+	}}
 }
 
 // NewWorker wires what `korrigo worker` needs: the database, grading and the
