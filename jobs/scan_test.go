@@ -72,7 +72,7 @@ func TestUploadScanSplitsClassIntoCopies(t *testing.T) {
 		if j.State != "SUCCEEDED" || j.Kind != "SPLIT_SCAN" {
 			t.Fatalf("job %+v", j)
 		}
-		if j.Progress.Done != j.Progress.Total || j.Progress.Total == 0 {
+		if j.Progress.Done != j.Progress.Total || j.Progress.Total != 24 { // per A4 page
 			t.Errorf("progress %+v", j.Progress)
 		}
 		cs := copiesOf(t, env, ex.ID)

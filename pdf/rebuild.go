@@ -31,7 +31,12 @@ type pageSource struct {
 // nothing the pages do not draw with can reach the output, and the copier
 // drops the few places where active content could still hide.
 func rebuild(src *model.Context, pages []pageSource) ([]byte, error) {
-	dst, err := rebuildContext(src, pages)
+	return rebuildWithProgress(src, pages, nil)
+}
+
+// rebuildWithProgress is rebuild calling onPage(i) once page i is copied.
+func rebuildWithProgress(src *model.Context, pages []pageSource, onPage func(i int)) ([]byte, error) {
+	dst, err := rebuildContextProgress(src, pages, onPage)
 	if err != nil {
 		return nil, err
 	}
@@ -42,6 +47,10 @@ func rebuild(src *model.Context, pages []pageSource) ([]byte, error) {
 // on the new pages first. Page i of the result has MediaBox pages[i].box,
 // the source page's /Rotate, and its own direct /Resources dictionary.
 func rebuildContext(src *model.Context, pages []pageSource) (*model.Context, error) {
+	return rebuildContextProgress(src, pages, nil)
+}
+
+func rebuildContextProgress(src *model.Context, pages []pageSource, onPage func(i int)) (*model.Context, error) {
 	dst, err := pdfcpu.CreateContextWithXRefTable(newConfig(), types.PaperSize["A4"])
 	if err != nil {
 		return nil, fmt.Errorf("rebuild: new document: %w", err)
@@ -51,13 +60,16 @@ func rebuildContext(src *model.Context, pages []pageSource) (*model.Context, err
 		return nil, fmt.Errorf("rebuild: %w", err)
 	}
 	cp := newCopier(src.XRefTable, dst.XRefTable)
-	for _, ps := range pages {
+	for i, ps := range pages {
 		page, err := cp.page(ps)
 		if err != nil {
 			return nil, fmt.Errorf("rebuild: page %d: %w", ps.page, err)
 		}
 		if err := appendPage(dst, pagesRef, pagesDict, page); err != nil {
 			return nil, fmt.Errorf("rebuild: page %d: %w", ps.page, err)
+		}
+		if onPage != nil {
+			onPage(i)
 		}
 	}
 	return dst, nil

@@ -143,7 +143,8 @@ func TestRunnerSplitMatchesInProcess(t *testing.T) {
 			}
 		}
 	}
-	if fmt.Sprint(calls) != "[[0 3] [1 3] [2 3] [3 3]]" {
+	// Per A4 page (10 pages in 3 booklets), relayed line by line.
+	if fmt.Sprint(calls) != "[[0 10] [1 10] [2 10] [3 10] [4 10] [5 10] [6 10] [7 10] [8 10] [9 10] [10 10]]" {
 		t.Errorf("progress relayed as %v", calls)
 	}
 }

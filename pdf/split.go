@@ -30,7 +30,10 @@ type Booklet struct {
 // missing). Portrait pages are taken as they are. Every booklet is rebuilt
 // from page content only, like Sanitize.
 //
-// progress, if not nil, is called with the number of booklets written.
+// progress, if not nil, is called with the number of A4 pages done out of
+// all the scan's A4 pages: once at 0, then after each page (the last page of
+// a booklet counts when its booklet is written), so the count reaches the
+// total only when every booklet is ready.
 func SplitScan(in []byte, pagesPerBooklet int, progress func(done, total int)) ([]Booklet, error) {
 	if pagesPerBooklet < 1 {
 		return nil, fmt.Errorf("split scan: pages per booklet must be at least 1, got %d", pagesPerBooklet)
@@ -40,22 +43,27 @@ func SplitScan(in []byte, pagesPerBooklet int, progress func(done, total int)) (
 		return nil, fmt.Errorf("split scan: %w", err)
 	}
 	pages := a4Sequence(geoms)
-	total := (len(pages) + pagesPerBooklet - 1) / pagesPerBooklet
-	if progress != nil {
-		progress(0, total)
+	total := len(pages)
+	report := func(done int) {
+		if progress != nil {
+			progress(done, total)
+		}
 	}
-	booklets := make([]Booklet, 0, total)
+	report(0)
+	booklets := make([]Booklet, 0, (total+pagesPerBooklet-1)/pagesPerBooklet)
 	for start := 0; start < len(pages); start += pagesPerBooklet {
 		group := pages[start:min(start+pagesPerBooklet, len(pages))]
-		b, err := booklet(src, group)
+		b, err := booklet(src, group, func(i int) {
+			if i < len(group)-1 {
+				report(start + i + 1)
+			}
+		})
 		if err != nil {
 			return nil, fmt.Errorf("split scan: booklet %d: %w", len(booklets)+1, err)
 		}
 		b.Short = len(group) < pagesPerBooklet
 		booklets = append(booklets, b)
-		if progress != nil {
-			progress(len(booklets), total)
-		}
+		report(start + len(group))
 	}
 	return booklets, nil
 }
@@ -67,18 +75,18 @@ func ImportCopy(in []byte) (Booklet, error) {
 	if err != nil {
 		return Booklet{}, fmt.Errorf("import copy: %w", err)
 	}
-	b, err := booklet(src, a4Sequence(geoms))
+	b, err := booklet(src, a4Sequence(geoms), nil)
 	if err != nil {
 		return Booklet{}, fmt.Errorf("import copy: %w", err)
 	}
 	return b, nil
 }
 
-func booklet(src *model.Context, pages []pageSource) (Booklet, error) {
+func booklet(src *model.Context, pages []pageSource, onPage func(i int)) (Booklet, error) {
 	if len(pages) == 0 {
 		return Booklet{}, errors.New("no pages")
 	}
-	out, err := rebuild(src, pages)
+	out, err := rebuildWithProgress(src, pages, onPage)
 	if err != nil {
 		return Booklet{}, err
 	}

@@ -30,8 +30,14 @@ func TestSplitScanClassA3(t *testing.T) {
 		}
 		assertBookletPages(t, b, s+1, []int{1, 2, 3, 4})
 	}
-	if len(calls) != 7 || calls[0] != [2]int{0, 6} || calls[6] != [2]int{6, 6} {
-		t.Errorf("progress calls %v, want 0/6 … 6/6", calls)
+	// Progress per A4 page: 0/24, 1/24 … 24/24, one step at a time.
+	if len(calls) != 25 {
+		t.Fatalf("progress calls %v, want 0/24 … 24/24", calls)
+	}
+	for i, c := range calls {
+		if c != [2]int{i, 24} {
+			t.Errorf("progress call %d = %v, want %d/24", i, c, i)
+		}
 	}
 }
 
