@@ -33,3 +33,9 @@ printf '\n%-28s %12s %14s %8s\n' "operation ($CLIENTS clients)" "korrigo op/s" "
 printf '%-28s %12s %14.0f %8s\n' "lock acquire+release" "$lock_ops" "$lock_tps" "$(ratio "$lock_ops" "$lock_tps")"
 printf '%-28s %12s %14.0f %8s\n' "autosave (2 KB)" "$save_ops" "$save_tps" "$(ratio "$save_ops" "$save_tps")"
 printf '%-28s %12s %14s %8s\n' "annotation update" "$ann_ops" "-" "-"
+
+# Realtime fan-out (issue 4): N WebSocket subscribers of copyLockChanged on one exam, one publisher;
+# server in a child process. BENCH_FANOUT=0 skips it; KORRIGO_FANOUT_N=1000,5000 picks the sizes.
+if [ "${BENCH_FANOUT:-1}" != 0 ]; then
+  go test ./server/ -run '^$' -bench BenchmarkFanout -benchtime=20x -count=1
+fi
