@@ -107,6 +107,7 @@ func (a *App) routes() http.Handler {
 	gql.Use(rateLimitExt{a.rate})
 	gql.AroundOperations(m.aroundOperations)
 	gql.AroundResponses(m.aroundResponses)
+	gql.AroundResponses(operationLog(a.Log.Named("graphql"), a.Config.SlowRequest))
 	mux.Handle("/graphql", guardCSRF(withIdentity(a.Services.Auth, a.Config.Production(), a.Log, a.reporter,
 		withRateHeaders(guardUploads(limitBody(refuseBatches(wsgorilla.Closable(gql))))))))
 	mux.Handle("GET "+filesign.Path, withIdentity(a.Services.Auth, a.Config.Production(), a.Log, a.reporter, a.files()))
@@ -119,7 +120,7 @@ func (a *App) routes() http.Handler {
 		a.Log.Warn("readiness check failed", zap.String("check", name), zap.Error(err))
 	}))
 	return withDeadlines(a.Config.TransferTimeout, withSecurityHeaders(a.Config.Production(),
-		withClientIP(a.Config.TrustedProxies, withRequestID(withAccessLog(a.Log.Named("http"), m.instrument(withRecover(a.Log.Named("http"), a.reporter, mux)))))))
+		withClientIP(a.Config.TrustedProxies, withRequestID(withAccessLog(a.Log.Named("http"), a.Config.SlowRequest, m.instrument(withRecover(a.Log.Named("http"), a.reporter, mux)))))))
 }
 
 // limitBody caps JSON request bodies; uploads get their own limit.

@@ -56,6 +56,9 @@ type Config struct {
 	// TransferTimeout replaces the read and write deadlines of uploads and file
 	// downloads, which may stream for minutes on a school's uplink.
 	TransferTimeout time.Duration
+	// SlowRequest: requests (and WebSocket operations) slower than this are
+	// logged as warnings (0: DefaultSlowRequest, 1 s).
+	SlowRequest time.Duration
 	// SentryTransport replaces Sentry's HTTP transport (tests capture events).
 	SentryTransport sentry.Transport
 	// TestBlockJob (KORRIGO_TEST_BLOCK_JOB, refused in production) is a test

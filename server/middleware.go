@@ -67,25 +67,25 @@ func (s *statusRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return http.NewResponseController(s.ResponseWriter).Hijack()
 }
 
-// withAccessLog logs one line per request; slow requests are warnings.
-func withAccessLog(log *zap.Logger, next http.Handler) http.Handler {
+// withAccessLog logs one line per request with the request id, the user id
+// and the GraphQL operation (name and root fields) when known; requests slower
+// than slow (0: DefaultSlowRequest) are warnings.
+func withAccessLog(log *zap.Logger, slow time.Duration, next http.Handler) http.Handler {
+	slow = orDefault(slow, DefaultSlowRequest)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w}
-		next.ServeHTTP(rec, r)
+		ctx, info := withRequestInfo(r.Context())
+		next.ServeHTTP(rec, r.WithContext(ctx))
 		d := time.Since(start)
 		fields := []zap.Field{
 			zap.String("request_id", httpctx.RequestID(r.Context())),
 			zap.String("method", r.Method), zap.String("path", r.URL.Path),
 			zap.Int("status", rec.status), zap.Int("bytes", rec.bytes), zap.Duration("duration", d),
 		}
-		if x := httpctx.FromContext(r.Context()); x != nil {
-			if v := viewer.FromContext(x.Request.Context()); v != nil {
-				fields = append(fields, zap.String("user_id", v.UserID))
-			}
-		}
+		fields = append(fields, info.logFields()...)
 		switch {
-		case d > time.Second:
+		case d > slow:
 			log.Warn("slow request", fields...)
 		case r.URL.Path == "/healthz" || r.URL.Path == "/readyz":
 			log.Debug("request", fields...)
@@ -109,6 +109,7 @@ func withIdentity(authn *auth.Service, secure bool, log *zap.Logger, rep *report
 			switch {
 			case err == nil:
 				ctx = viewer.NewContext(ctx, v)
+				noteUser(ctx, v.UserID)
 			case fromCookie && apperr.HasCode(err, apperr.Unauthenticated):
 				httpctx.SetSessionCookie(ctx, "", 0)
 			case apperr.HasCode(err, apperr.Unauthenticated):

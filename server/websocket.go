@@ -94,6 +94,7 @@ func websocketInit(authn *auth.Service, log *zap.Logger, live *socketAuth) trans
 			return transport.WithWebsocketCloseCode(ctx, wsgorilla.CloseForbidden), nil, errWSForbidden
 		}
 		live.watch(ctx, v)
+		noteUser(ctx, v.UserID)
 		return viewer.NewContext(ctx, v), nil, nil
 	}
 }
