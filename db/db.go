@@ -94,14 +94,17 @@ func SQLiteDSN(path string) string {
 }
 
 // PostgresDSN adds the session limits of DESIGN.md §12 to a PostgreSQL URL
-// (lib/pq sends unknown parameters as run-time settings).
+// (lib/pq sends unknown parameters as run-time settings) and a 10 s connect
+// timeout (lib/pq's connect_timeout, seconds; it has none by default). Values
+// already in the URL win.
 func PostgresDSN(rawURL string) (string, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return "", fmt.Errorf("open database: parse URL: %w", err)
 	}
 	q := u.Query()
-	for k, v := range map[string]string{"sslmode": "disable", "lock_timeout": "5000", "statement_timeout": "30000"} {
+	for k, v := range map[string]string{"sslmode": "disable", "lock_timeout": "5000", "statement_timeout": "30000",
+		"connect_timeout": "10"} {
 		if q.Get(k) == "" {
 			q.Set(k, v)
 		}
