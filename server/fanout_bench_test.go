@@ -130,6 +130,10 @@ func startFanout(b *testing.B, n int) *fanout {
 				return
 			}
 			f.conns[i] = c
+			// Answer the server's pings from now on: connecting 5,000
+			// sockets can outlast two ping intervals, after which a
+			// silent client is dropped.
+			go f.receive(c)
 		}()
 	}
 	wg.Wait()
@@ -144,9 +148,6 @@ func startFanout(b *testing.B, n int) *fanout {
 	f.perConnG = float64(f.goroutines(b)-gBefore) / float64(n)
 	if dir := os.Getenv("KORRIGO_FANOUT_PPROF"); dir != "" {
 		f.command(b, fmt.Sprintf("profile %s %d", dir, n))
-	}
-	for _, c := range f.conns {
-		go f.receive(c)
 	}
 	return f
 }
