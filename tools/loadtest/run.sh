@@ -10,8 +10,8 @@ export GOFLAGS=-mod=mod
 PG=${KORRIGO_LOAD_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}
 REDIS=${KORRIGO_LOAD_REDIS_URL:-redis://127.0.0.1:6379/0}
 OUT=${LOAD_OUT:-loadtest-out}
-PG_TIMEOUT=${LOAD_PG_TIMEOUT:-390}
-SQLITE_TIMEOUT=${LOAD_SQLITE_TIMEOUT:-130}
+PG_TIMEOUT=${LOAD_PG_TIMEOUT:-400}
+SQLITE_TIMEOUT=${LOAD_SQLITE_TIMEOUT:-120}
 SUBSCRIBERS=${LOAD_SUBSCRIBERS:-5000}
 
 go build -o bin/korrigo ./cmd/korrigo && go build -o bin/loadtest ./tools/loadtest || exit 1
@@ -23,11 +23,11 @@ trap 'psql "$PG" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null' EXIT
 dburl=$(python3 -c "import sys,urllib.parse as u;p=u.urlparse(sys.argv[1]);print(p._replace(path='/'+sys.argv[2]).geturl())" "$PG" "$db")
 
 status=0
-timeout --signal=INT --kill-after=40 "$PG_TIMEOUT" bin/loadtest -label postgres -server-bin bin/korrigo \
+timeout --signal=INT --kill-after=60 "$PG_TIMEOUT" bin/loadtest -label postgres -server-bin bin/korrigo \
   -database-url "$dburl" -pg-url "$dburl" -redis-url "$REDIS" -out "$OUT" \
   -subscribers "$SUBSCRIBERS" "$@" || status=1
 
-timeout --signal=INT --kill-after=40 "$SQLITE_TIMEOUT" bin/loadtest -label sqlite -server-bin bin/korrigo \
+timeout --signal=INT --kill-after=60 "$SQLITE_TIMEOUT" bin/loadtest -label sqlite -server-bin bin/korrigo \
   -database-url "sqlite://$OUT/sqlite/korrigo.db" -out "$OUT" -addr 127.0.0.1:18081 -pprof-addr 127.0.0.1:16061 \
   -subscribers 500 -integrator-copies 1000 -split-pages 400 -scans 5 -finalize 20 -bench-seconds 4 -profile-seconds 8 "$@" || status=1
 

@@ -200,9 +200,8 @@ func (p *SubscriberPool) Close() {
 		if s != nil {
 			s.mu.Lock()
 			s.closing = true
-			_ = s.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
 			s.mu.Unlock()
-			_ = s.conn.Close()
+			_ = s.conn.Close() // no close handshake: 5,000 of them take too long on a busy machine
 		}
 	}
 	p.wg.Wait()
