@@ -234,7 +234,7 @@ func startServer(ctx context.Context, cfg *Config) (*server, error) {
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Its own process group: a time bound signalling ours (timeout(1) signals its
 	// whole group) must not stop the server before the invariants are read back.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM} // and no orphan if we are killed
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", cfg.ServerBin, err)
 	}
