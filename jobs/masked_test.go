@@ -10,10 +10,12 @@ import (
 
 	"github.com/korrigo/korrigo/db"
 	"github.com/korrigo/korrigo/db/dbtest"
+	"github.com/korrigo/korrigo/ent/auditlog"
 	"github.com/korrigo/korrigo/ent/blob"
 	"github.com/korrigo/korrigo/ent/user"
 	"github.com/korrigo/korrigo/pdf"
 	"github.com/korrigo/korrigo/pdf/pdftest"
+	"github.com/korrigo/korrigo/server"
 )
 
 func pdfURL(t *testing.T, cl interface {
@@ -118,6 +120,22 @@ func TestPagesMaskedForCorrectors(t *testing.T) {
 		}
 		noOrphans(t, env)
 
+		// Each download is audited: the admin's unmasked one, the corrector's
+		// masked ones.
+		trail := env.DB.Client.AuditLog.Query().Where(auditlog.Action(server.AuditCopyDownloaded)).AllX(env.Ctx())
+		byActor := map[string]int{}
+		for _, a := range trail {
+			masked, _ := a.Metadata["masked"].(bool)
+			if a.Target != c.ID || a.Metadata["kind"] != "pages" || a.ActorID == nil || masked != (*a.ActorID == tu.ID) {
+				t.Errorf("audit row %+v", a)
+				continue
+			}
+			byActor[*a.ActorID]++
+		}
+		if len(trail) != 1+len(bodies) || byActor[tu.ID] != len(bodies) {
+			t.Errorf("%d download audit rows (%v), want 1 admin + %d corrector", len(trail), byActor, len(bodies))
+		}
+
 		// Another teacher: no copy, and the corrector's link is not theirs.
 		_, other := env.NewUser(user.RoleTEACHER, "autre")
 		r := env.As(other).Do(`query($id: ID!){ node(id: $id){ ... on Copy { pdfUrl } } }`, map[string]any{"id": c.ID})
@@ -126,6 +144,9 @@ func TestPagesMaskedForCorrectors(t *testing.T) {
 		}
 		if resp, b := get(t, env, other, *url); resp.StatusCode != http.StatusForbidden || !strings.Contains(string(b), "FORBIDDEN") {
 			t.Errorf("unassigned teacher with a stolen link: %d %s", resp.StatusCode, b)
+		}
+		if n := env.DB.Client.AuditLog.Query().Where(auditlog.Action(server.AuditCopyDownloaded)).CountX(env.Ctx()); n != len(trail) {
+			t.Errorf("a refused download was audited")
 		}
 		// Reassigned away, the corrector's own link stops working.
 		c.Update().ClearAssignedCorrector().ExecX(env.Ctx())

@@ -92,6 +92,14 @@ func (a *App) files() http.Handler {
 			return
 		}
 		defer f.Close()
+		// Every copy download is in the audit trail (who, which copy, which
+		// file); no trail, no file.
+		meta := map[string]any{"kind": kind, "anonymousId": c.AnonymousID,
+			"masked": kind == filesign.Pages && !v.IsAdmin()}
+		if err := a.Services.Auth.Audit(ctx, AuditCopyDownloaded, c.ID, meta); err != nil {
+			a.fileError(w, r, err)
+			return
+		}
 		w.Header().Set("Content-Type", "application/pdf")
 		w.Header().Set("Content-Length", fmt.Sprint(b.Size))
 		name := c.AnonymousID
@@ -152,6 +160,10 @@ func (a *App) exportFiles() http.Handler {
 		}
 	})
 }
+
+// AuditCopyDownloaded is the audit action of a copy PDF served by the file
+// route (pages or final; metadata: kind, anonymousId, masked).
+const AuditCopyDownloaded = "COPY_PDF_DOWNLOADED"
 
 func (a *App) fileError(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.Is(err, storage.ErrNotFound) {
