@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"os"
 	"testing"
 
 	"github.com/pdfcpu/pdfcpu/pkg/api"
@@ -13,6 +14,10 @@ import (
 )
 
 func mergeCopies(b *testing.B, name string, n int, pages string) []byte {
+	return mergeCopiesT(b, name, n, pages)
+}
+
+func mergeCopiesT(b testing.TB, name string, n int, pages string) []byte {
 	b.Helper()
 	src := readTestdata(b, name)
 	rs := make([]io.ReadSeeker, n)
@@ -77,4 +82,35 @@ func BenchmarkFinalize12Pages40Marks(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/copy")
+}
+
+// BenchmarkMask12Pages: masking a 12-page copy of 4-page booklets (3 header
+// pages) through the child process, what a corrector's first pdfUrl costs
+// (later requests are served from the cached blob). Reports ms per copy.
+func BenchmarkMask12Pages(b *testing.B) {
+	booklets, err := pdf.SplitScan(readTestdata(b, "class-a3-6students.pdf"), 12, nil)
+	if err != nil || len(booklets) == 0 || booklets[0].PageCount != 12 {
+		b.Fatalf("booklets %v %v", len(booklets), err)
+	}
+	r := &pdf.Runner{}
+	for b.Loop() {
+		if _, err := r.Mask(context.Background(), booklets[0].PDF, 4); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/copy")
+}
+
+// TestWriteBenchScan writes the 200-sheet A3 scan of BenchmarkSplitJob400Pages
+// to $KORRIGO_BENCH_SCAN (tools/bench/run.sh gives it to qpdf); skipped
+// otherwise.
+func TestWriteBenchScan(t *testing.T) {
+	path := os.Getenv("KORRIGO_BENCH_SCAN")
+	if path == "" {
+		t.Skip("KORRIGO_BENCH_SCAN not set")
+	}
+	scan := mergeCopiesT(t, "class-a3-6students.pdf", 17, "1-200")
+	if err := os.WriteFile(path, scan, 0o600); err != nil {
+		t.Fatal(err)
+	}
 }

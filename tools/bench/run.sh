@@ -39,3 +39,27 @@ printf '%-28s %12s %14s %8s\n' "annotation update" "$ann_ops" "-" "-"
 if [ "${BENCH_FANOUT:-1}" != 0 ]; then
   go test ./server/ -run '^$' -bench BenchmarkFanout -benchtime=20x -count=1
 fi
+
+# PDF work (DESIGN.md §8-§9), through the isolated child process as in production:
+# a 200-sheet A3 scan cut into 400 A4 pages (100 booklets), a 12-page copy finalized
+# with 40 annotations, a 12-page copy masked for correctors. qpdf (when installed)
+# regroups the same scan into 100 files of 2 A3 sheets: the page-splitting part of
+# the work, without the cut into halves or the rebuild from page content.
+pdfout=$(go test ./jobs/ -run '^$' -bench 'BenchmarkSplitJob400Pages|BenchmarkFinalize12Pages40Marks|BenchmarkMask12Pages' \
+  -benchtime="${BENCH_PDF_RUNS:-3}x" -count=1 | tee /dev/stderr)
+metric() { echo "$pdfout" | awk -v n="$1" -v u="$2" '$1 ~ "^"n"(-[0-9]+)?$" {for (i=1;i<=NF;i++) if ($i==u) {print $(i-1); exit}}'; }
+split_pps=$(metric BenchmarkSplitJob400Pages pages/s)
+printf '\n%-44s %12s\n' "PDF work" "korrigo"
+printf '%-44s %12s\n' "split 200 A3 → 400 A4 (pages/s)" "$split_pps"
+printf '%-44s %12s\n' "finalize 12 pages + 40 marks (ms/copy)" "$(metric BenchmarkFinalize12Pages40Marks ms/copy)"
+printf '%-44s %12s\n' "mask 12 pages for correctors (ms/copy)" "$(metric BenchmarkMask12Pages ms/copy)"
+if command -v qpdf >/dev/null; then
+  tmp=$(mktemp -d); trap 'rm -rf "$tmp"; psql "$PG" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null' EXIT
+  KORRIGO_BENCH_SCAN="$tmp/scan.pdf" go test ./jobs/ -run '^TestWriteBenchScan$' -count=1 >/dev/null
+  mkdir "$tmp/out"
+  start=$(date +%s.%N); qpdf --split-pages=2 "$tmp/scan.pdf" "$tmp/out/p-%d.pdf"; end=$(date +%s.%N)
+  qpdf_pps=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.0f", 400 / (b - a) }')
+  printf '%-44s %12s   (korrigo/qpdf %s)\n' "qpdf --split-pages=2, same scan (pages/s)" "$qpdf_pps" "$(ratio "$split_pps" "$qpdf_pps")"
+else
+  echo "qpdf not installed: no split comparison"
+fi
