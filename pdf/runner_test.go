@@ -238,11 +238,13 @@ func TestRunnerStackOverflowIsCrash(t *testing.T) {
 
 func TestRunnerTimeoutKillsProcessGroup(t *testing.T) {
 	r, tmp := testRunner(t)
-	r.Timeout = time.Second
+	// The limit must leave the child (started under -race on a busy machine)
+	// time to spawn its grandchild and write both pids before it fires.
+	r.Timeout = 5 * time.Second
 	pidFile := filepath.Join(t.TempDir(), "pids")
 	_, err := r.Run(context.Background(), "test-hang", nil, hangParams{PIDFile: pidFile, Spawn: true})
 	re := asRunnerError(t, err, RunnerTimeout)
-	if re.Message != "PDF processing timed out after 1s" {
+	if re.Message != "PDF processing timed out after 5s" {
 		t.Fatalf("message %q", re.Message)
 	}
 	b, err := os.ReadFile(pidFile)
