@@ -405,7 +405,7 @@ func TestMissingPongEndsConnection(t *testing.T) {
 // The adapter's own keep-alive (Options.PingInterval) replaces gqlgen's
 // goroutines with a timer and keeps gqlgen's behaviour.
 func TestAdapterPings(t *testing.T) {
-	const every = 20 * time.Millisecond
+	const every = 50 * time.Millisecond // roomy: -race on a shared 2-core machine stalls goroutines
 	t.Run(transportWS, func(t *testing.T) {
 		e := newEnv(t, wsgorilla.Options{PingInterval: 5 * every}, nil)
 		c := e.connect(transportWS)
