@@ -3,6 +3,7 @@ package jobs
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -29,19 +30,22 @@ func blobRow(ctx context.Context, tx *ent.Tx, ref storage.Ref, pages int) (*ent.
 	return typedBlobRow(ctx, tx, ref, mediaPDF, pages)
 }
 
-// typedBlobRow is blobRow for any media type (exports: CSV, ZIP).
+// typedBlobRow is blobRow for any media type (exports: CSV, ZIP). The row is
+// inserted with ON CONFLICT DO NOTHING and then read: two transactions storing
+// the same new bytes at once (two uploads of one file, two jobs writing
+// identical PDFs) then share one row instead of the second failing on the
+// unique sha256 index.
 func typedBlobRow(ctx context.Context, tx *ent.Tx, ref storage.Ref, mediaType string, pages int) (*ent.Blob, error) {
-	b, err := tx.Blob.Query().Where(blob.Sha256(ref.SHA256)).Only(system(ctx))
-	if err == nil {
-		return b, nil
-	}
-	if !ent.IsNotFound(err) {
-		return nil, fmt.Errorf("read blob %s: %w", ref.SHA256, err)
-	}
-	b, err = tx.Blob.Create().SetSha256(ref.SHA256).SetSize(ref.Size).SetMediaType(mediaType).
-		SetPages(pages).SetCreatedAt(now()).Save(system(ctx))
-	if err != nil {
+	err := tx.Blob.Create().SetSha256(ref.SHA256).SetSize(ref.Size).SetMediaType(mediaType).
+		SetPages(pages).SetCreatedAt(now()).
+		OnConflictColumns(blob.FieldSha256).DoNothing().
+		Exec(system(ctx))
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("record blob %s: %w", ref.SHA256, err)
+	}
+	b, err := tx.Blob.Query().Where(blob.Sha256(ref.SHA256)).Only(system(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("read blob %s: %w", ref.SHA256, err)
 	}
 	return b, nil
 }
