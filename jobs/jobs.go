@@ -48,6 +48,13 @@ type ProgressPublisher interface {
 	JobChanged(ctx context.Context, jobID string)
 }
 
+// Observer is told when a job attempt ends (metrics). It must not block.
+// kind is the Job kind (SPLIT_SCAN, ...); outcome is "succeeded" or "failed"
+// (a failed attempt may be retried); d is the attempt's work time.
+type Observer interface {
+	JobFinished(kind, outcome string, d time.Duration)
+}
+
 // Defaults of Config.
 const (
 	DefaultMaxAttempts  = 3
@@ -91,6 +98,8 @@ type Config struct {
 	SweepInterval time.Duration
 	// Hooks are for tests: code that runs inside a worker.
 	Hooks *Hooks
+	// Observer is told of every attempt's end; nil = nobody.
+	Observer Observer
 }
 
 // Hooks let tests inject failures inside workers.

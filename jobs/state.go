@@ -180,8 +180,19 @@ func (a *attempt) fail(ctx context.Context, err error, final func(ctx context.Co
 
 // safely runs fn, turning a panic into an error (River would recover it too,
 // but then the job's last attempt could not record a readable failure).
+// It is where every attempt that began ends, so it reports to Config.Observer.
 func (s *Service) safely(ctx context.Context, a *attempt, fn func() error) (err error) {
 	jobID := a.job.ID
+	if o := s.cfg.Observer; o != nil {
+		start := time.Now()
+		defer func() { // runs after the recover below has set err
+			outcome := "succeeded"
+			if err != nil {
+				outcome = "failed"
+			}
+			o.JobFinished(string(a.job.Kind), outcome, time.Since(start))
+		}()
+	}
 	defer func() {
 		if p := recover(); p != nil {
 			s.log.Error("job panicked", zap.String("job_id", jobID), zap.Any("panic", p),

@@ -49,6 +49,9 @@ type Runner struct {
 	// Logger receives a warning with the child's stderr when it fails;
 	// nil means no logging.
 	Logger *zap.Logger
+	// Observe, when set, is told the operation and wall time of every child
+	// process that ran, however it ended (metrics). It must not block.
+	Observe func(op string, d time.Duration)
 }
 
 // Output is what a child operation returned.
@@ -85,7 +88,11 @@ func (r *Runner) run(ctx context.Context, op string, input []byte, params any, p
 	timeout := orDefault(r.Timeout, DefaultTimeout)
 	runCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	start := time.Now()
 	res, err := r.exec(runCtx, op, dir, progress)
+	if err == nil && r.Observe != nil {
+		r.Observe(op, time.Since(start))
+	}
 	if err != nil {
 		return nil, r.failed(op, "start child process", err)
 	}

@@ -34,6 +34,7 @@ type App struct {
 	Broker pubsub.Broker
 
 	rate           *rateLimiter
+	metrics        *metrics
 	reporter       *reporter
 	stopBackground context.CancelFunc
 	background     chan struct{}
@@ -68,7 +69,10 @@ func NewAppWithDB(cfg Config, log *zap.Logger, d *db.DB) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	js, err := newJobs(cfg, log, d, realtime.NewPublisher(broker, log.Named("realtime")))
+	m := newMetrics(d.SQL)
+	m.errLog = zap.NewStdLog(log.Named("metrics"))
+	m.reg.MustRegister(newJobsCollector(d))
+	js, err := newJobs(cfg, log, d, realtime.NewPublisher(broker, log.Named("realtime")), m)
 	if err != nil {
 		return nil, errors.Join(err, broker.Close())
 	}
@@ -87,7 +91,7 @@ func NewAppWithDB(cfg Config, log *zap.Logger, d *db.DB) (*App, error) {
 	services.Office.SetJobs(js)
 	services.Office.SetAccounts(services.Auth)
 	js.SetExporter(services.Office)
-	a := &App{Config: cfg, Log: log, DB: d, Services: services, Broker: broker}
+	a := &App{Config: cfg, Log: log, DB: d, Services: services, Broker: broker, metrics: m}
 	if a.rate, err = newRateLimiter(cfg, log.Named("ratelimit")); err != nil {
 		return nil, errors.Join(err, broker.Close())
 	}
@@ -101,7 +105,7 @@ func NewAppWithDB(cfg Config, log *zap.Logger, d *db.DB) (*App, error) {
 func (a *App) routes() http.Handler {
 	mux := http.NewServeMux()
 	gql := newGraphQLHandler(a.Services, a.Log.Named("graphql"), a.Config.Production(), a.reporter)
-	m := newMetrics(a.DB.SQL)
+	m := a.metrics
 	m.reg.MustRegister(a.rate.collectors...)
 	gql.AddTransport(m.websocket(a.websocketTransport()))
 	gql.Use(rateLimitExt{a.rate})

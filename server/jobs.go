@@ -27,13 +27,16 @@ func pdfRunner(log *zap.Logger, cfg Config) *pdf.Runner {
 
 // newJobs builds the job service: blob store under KORRIGO_DATA_DIR/blobs, PDF
 // runner, River client, with cfg.ServeWorkers workers in this process.
-func newJobs(cfg Config, log *zap.Logger, d *db.DB, progress jobs.ProgressPublisher) (*jobs.Service, error) {
+// m receives job attempt and PDF child durations.
+func newJobs(cfg Config, log *zap.Logger, d *db.DB, progress jobs.ProgressPublisher, m *metrics) (*jobs.Service, error) {
 	store, err := storage.New(filepath.Join(cfg.DataDir, "blobs"))
 	if err != nil {
 		return nil, err
 	}
-	return jobs.New(jobs.Config{DB: d, Store: store, Runner: pdfRunner(log, cfg),
-		Logger: log.Named("jobs"), Progress: progress, Workers: cfg.ServeWorkers, Hooks: testHooks(cfg, log)})
+	runner := pdfRunner(log, cfg)
+	runner.Observe = m.pdfRendered
+	return jobs.New(jobs.Config{DB: d, Store: store, Runner: runner, Logger: log.Named("jobs"), Progress: progress,
+		Workers: cfg.ServeWorkers, Hooks: testHooks(cfg, log), Observer: m})
 }
 
 // testHooks wires KORRIGO_TEST_BLOCK_JOB (never set in production; Validate

@@ -34,6 +34,10 @@ type metrics struct {
 	wsConns      prometheus.Gauge
 	subs         prometheus.Gauge
 	conflicts    *prometheus.CounterVec
+	jobDuration  *prometheus.HistogramVec
+	pdfDuration  *prometheus.HistogramVec
+	// errLog receives scrape errors (nil: not logged).
+	errLog promhttp.Logger
 }
 
 func newMetrics(db *sql.DB) *metrics {
@@ -63,7 +67,18 @@ func newMetrics(db *sql.DB) *metrics {
 		Name: "korrigo_lock_conflicts_total",
 		Help: "Grading conflicts answered by the API, by kind (LOCKED, LOCK_REQUIRED, VERSION_CONFLICT).",
 	}, []string{"kind"})
+	m.jobDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "korrigo_job_duration_seconds",
+		Help:    "Job attempt duration by kind and outcome (succeeded, or failed: may be retried), for attempts run in this process.",
+		Buckets: []float64{0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600},
+	}, []string{"kind", "outcome"})
+	m.pdfDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "korrigo_pdf_render_duration_seconds",
+		Help:    "PDF child process duration by operation (validate, split, import, burn, ...), for children run by this process.",
+		Buckets: []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60},
+	}, []string{"operation"})
 	m.reg.MustRegister(m.httpRequests, m.httpDuration, m.operations, m.opDuration, m.wsConns, m.subs, m.conflicts,
+		m.jobDuration, m.pdfDuration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if db != nil {
 		m.reg.MustRegister(collectors.NewDBStatsCollector(db, "korrigo"))
@@ -99,7 +114,9 @@ func (m *metrics) instrument(next http.Handler) http.Handler {
 // handler serves /metrics; with a token configured (required in production)
 // it wants `Authorization: Bearer <token>`.
 func (m *metrics) handler(token string) http.Handler {
-	h := promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+	// A failing collector (the jobs query timing out) drops its own series
+	// and logs; the others are still served.
+	h := promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError, ErrorLog: m.errLog})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if token != "" {
 			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
