@@ -5,7 +5,7 @@ GO ?= go
 PKGS := ./...
 TEST_FLAGS ?= -race -count=1 -timeout 40m
 
-.PHONY: run build test generate migration check check-generate check-migrations fmt vet bench bench-all load clean
+.PHONY: run build test generate migration check check-generate check-migrations fmt vet tidy bench bench-all load clean
 
 ## run: start the server on the embedded default (SQLite in ./data, in-memory broker)
 run:
@@ -30,7 +30,7 @@ migration:
 	$(GO) run ./tools/migrate -name $(name)
 
 ## check: formatting, vet, generated code and migrations up to date
-check: fmt vet check-generate check-migrations
+check: fmt vet tidy check-generate check-migrations
 
 fmt:
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v -E '^(ent/|graph/generated/)')); \
@@ -38,6 +38,10 @@ fmt:
 
 vet:
 	$(GO) vet $(PKGS)
+
+# tidy: go.mod and go.sum say exactly what the code imports (a build with -mod=mod must not rewrite them)
+tidy:
+	$(GO) mod tidy -diff
 
 check-generate: generate
 	@if [ -n "$$(git status --porcelain -- ent graph gqlgen.yml)" ]; then \
