@@ -21,28 +21,10 @@ import (
 	"github.com/korrigo/korrigo/ent/auditlog"
 	"github.com/korrigo/korrigo/ent/examcopy"
 	"github.com/korrigo/korrigo/ent/user"
-	"github.com/korrigo/korrigo/jobs"
 	"github.com/korrigo/korrigo/server/servertest"
 )
 
 const exportJobQ = `mutation($e: ID!, $f: GradeExportFormat!, $k: Float){ exportGrades(examId: $e, format: $f, coefficient: $k){ id kind state } }`
-
-// startJobWorkers runs one job worker in the test server's process.
-func startJobWorkers(t *testing.T, env *servertest.Env) {
-	t.Helper()
-	js := env.App.Services.Jobs
-	if err := js.Reconfigure(func(c *jobs.Config) { c.Workers = 1; c.PollInterval = 100 * time.Millisecond }); err != nil {
-		t.Fatal(err)
-	}
-	if err := js.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = js.Stop(ctx)
-	})
-}
 
 type exportJob struct {
 	ID, Kind, State string
@@ -116,7 +98,7 @@ func auditCount(t *testing.T, env *servertest.Env, action string) int {
 func TestExportGradesJob(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
 		env := servertest.New(t, d)
-		startJobWorkers(t, env)
+		env.StartJobs()
 		adminTok := env.Admin()
 		admin := env.As(adminTok)
 		teacher, teacherTok := env.NewUser(user.RoleTEACHER, "Claire")
@@ -253,7 +235,7 @@ func storeFinalPDF(t *testing.T, env *servertest.Env, cp *ent.ExamCopy, data []b
 func TestExportPDFZip(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
 		env := servertest.New(t, d)
-		startJobWorkers(t, env)
+		env.StartJobs()
 		adminTok := env.Admin()
 		admin := env.As(adminTok)
 		teacher, teacherTok := env.NewUser(user.RoleTEACHER, "Claire")

@@ -37,26 +37,10 @@ func readTestdata(t testing.TB, name string) []byte {
 func newEnv(t *testing.T, d *db.DB, mod ...func(*jobs.Config)) *servertest.Env {
 	t.Helper()
 	env := servertest.New(t, d)
-	js := env.App.Services.Jobs
-	err := js.Reconfigure(func(c *jobs.Config) {
+	env.StartJobs(append([]func(*jobs.Config){func(c *jobs.Config) {
 		c.Workers = 2
-		c.PollInterval = 100 * time.Millisecond
 		c.RetryBase = 10 * time.Millisecond
-		for _, f := range mod {
-			f(c)
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := js.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = js.Stop(ctx)
-	})
+	}}, mod...)...)
 	return env
 }
 

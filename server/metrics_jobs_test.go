@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"mime/multipart"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/korrigo/korrigo/db"
 	"github.com/korrigo/korrigo/db/dbtest"
-	"github.com/korrigo/korrigo/jobs"
 	"github.com/korrigo/korrigo/server/servertest"
 )
 
@@ -25,18 +23,7 @@ import (
 func TestJobMetrics(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
 		env := servertest.New(t, d)
-		js := env.App.Services.Jobs
-		if err := js.Reconfigure(func(c *jobs.Config) { c.Workers = 1; c.PollInterval = 100 * time.Millisecond }); err != nil {
-			t.Fatal(err)
-		}
-		if err := js.Start(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			_ = js.Stop(ctx)
-		})
+		env.StartJobs()
 		admin := env.Admin()
 		ex := env.NewExam()
 
