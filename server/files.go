@@ -28,12 +28,9 @@ import (
 // final PDF. Nothing is cacheable.
 func (a *App) files() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "no-store")
-		w.Header().Set("X-Content-Type-Options", "nosniff")
 		ctx := r.Context()
-		v := viewer.FromContext(ctx)
-		if v == nil {
-			writeError(w, http.StatusUnauthorized, apperr.Unauthenticated, "sign in first")
+		v, ok := privateFileViewer(w, r)
+		if !ok {
 			return
 		}
 		rest := strings.TrimPrefix(r.URL.Path, filesign.Path)
@@ -120,12 +117,9 @@ func (a *App) files() http.Handler {
 // cacheable; the file is an attachment with its name.
 func (a *App) exportFiles() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "no-store")
-		w.Header().Set("X-Content-Type-Options", "nosniff")
 		ctx := r.Context()
-		v := viewer.FromContext(ctx)
-		if v == nil {
-			writeError(w, http.StatusUnauthorized, apperr.Unauthenticated, "sign in first")
+		v, ok := privateFileViewer(w, r)
+		if !ok {
 			return
 		}
 		jobID, _, ok := strings.Cut(strings.TrimPrefix(r.URL.Path, filesign.ExportPath), "/")
@@ -173,4 +167,17 @@ func (a *App) fileError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	a.reporter.internal(r.Context(), fmt.Errorf("serve file: %w", err))
 	writeError(w, http.StatusInternalServerError, apperr.InternalError, "internal server error")
+}
+
+// privateFileViewer starts a file response that is never cached nor sniffed
+// and returns the signed-in caller, or answers 401 when there is none.
+func privateFileViewer(w http.ResponseWriter, r *http.Request) (*viewer.Viewer, bool) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	v := viewer.FromContext(r.Context())
+	if v == nil {
+		writeError(w, http.StatusUnauthorized, apperr.Unauthenticated, "sign in first")
+		return nil, false
+	}
+	return v, true
 }
