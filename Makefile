@@ -1,6 +1,6 @@
 # Korrigo — see README.md. Two commands matter: `make run` and `make test`.
 SHELL := /bin/bash
-export GOFLAGS ?= -mod=mod
+export GOFLAGS ?= -mod=readonly
 GO ?= go
 PKGS := ./...
 TEST_FLAGS ?= -race -count=1 -timeout 40m
@@ -39,7 +39,7 @@ fmt:
 vet:
 	$(GO) vet $(PKGS)
 
-# tidy: go.mod and go.sum say exactly what the code imports (a build with -mod=mod must not rewrite them)
+# tidy: go.mod and go.sum say exactly what the code and the generators need (builds run -mod=readonly)
 tidy:
 	$(GO) mod tidy -diff
 

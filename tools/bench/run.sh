@@ -4,7 +4,7 @@
 # printed as ratios (ours / pgbench). 16 clients each.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-export GOFLAGS=-mod=mod
+export GOFLAGS=-mod=readonly # go.mod and go.sum are complete (make tidy checks it); nothing may rewrite them
 PG=${KORRIGO_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}
 export KORRIGO_TEST_POSTGRES_URL=$PG
 SECONDS_PER_RUN=${BENCH_SECONDS:-10}

@@ -6,7 +6,7 @@
 # server logs and CPU profiles go to loadtest-out/. See docs/PERFORMANCE.md.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-export GOFLAGS=-mod=mod
+export GOFLAGS=-mod=readonly # go.mod and go.sum are complete (make tidy checks it); nothing may rewrite them
 PG=${KORRIGO_LOAD_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}
 REDIS=${KORRIGO_LOAD_REDIS_URL:-redis://127.0.0.1:6379/0}
 OUT=${LOAD_OUT:-loadtest-out}
