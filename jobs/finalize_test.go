@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -317,6 +316,5 @@ func TestRecoverAfterWorkerDeath(t *testing.T) {
 		if c := reload(t, env, g.copy); c.Status != examcopy.StatusGRADED {
 			t.Fatalf("copy %s", c.Status)
 		}
-		_ = fmt.Sprint
 	})
 }
