@@ -107,7 +107,7 @@ func (a *App) routes() http.Handler {
 	gql := newGraphQLHandler(a.Services, a.Log.Named("graphql"), a.Config.Production(), a.reporter)
 	m := a.metrics
 	m.reg.MustRegister(a.rate.collectors...)
-	gql.AddTransport(m.websocket(a.websocketTransport()))
+	gql.AddTransport(wsgorilla.Detach(m.websocket(a.websocketTransport()), a.socketPanicked))
 	gql.Use(rateLimitExt{a.rate})
 	gql.AroundOperations(m.aroundOperations)
 	gql.AroundResponses(m.aroundResponses)
@@ -192,7 +192,9 @@ func (a *App) EnsureFirstAdmin(ctx context.Context) error {
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	root, cancelRoot := context.WithCancel(context.Background())
 	defer cancelRoot()
-	srv := a.newHTTPServer(root)
+	// Marked so that cancelling it closes the WebSockets, which run detached
+	// from their requests (wsgorilla.Detach).
+	srv := a.newHTTPServer(wsgorilla.WithServerContext(root))
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	a.Log.Info("serving", zap.String("addr", ln.Addr().String()), zap.String("env", a.Config.Env))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -31,8 +32,10 @@ const (
 // websocketTransport serves subscriptions over gorilla/websocket at /graphql:
 // both subprotocols, the graphql-ws close codes (wsgorilla), origin allow-list
 // from KORRIGO_ALLOWED_ORIGINS (same-origin otherwise), init timeout, server
-// pings on both subprotocols, a read limit. Shutdown: App.Serve cancels the
-// requests' base context, which closes every socket and ends every subscription.
+// pings on both subprotocols, a read limit. routes serves it detached from the
+// upgrade request (wsgorilla.Detach): the socket gets a goroutine of its own
+// and the HTTP chain returns. Shutdown: App.Serve cancels the server context,
+// which closes every socket and ends every subscription.
 func (a *App) websocketTransport() transport.Websocket {
 	log := a.Log.Named("websocket")
 	initTimeout, ping := a.Config.WSInitTimeout, a.Config.WSPingInterval
@@ -59,6 +62,14 @@ func (a *App) websocketTransport() transport.Websocket {
 			log.Debug("websocket error", zap.Error(err), zap.String("request_id", httpctx.RequestID(ctx)))
 		},
 	}
+}
+
+// socketPanicked reports a panic on a socket's own goroutine (wsgorilla.Detach
+// runs sockets outside the HTTP chain and its withRecover).
+func (a *App) socketPanicked(ctx context.Context, p any) {
+	a.Log.Error("websocket panic", zap.Any("panic", p), zap.String("request_id", httpctx.RequestID(ctx)),
+		zap.ByteString("stack", debug.Stack()))
+	a.reporter.panicked(ctx, p)
 }
 
 // errWSForbidden is what a rejected connection_init is told (close 4403).

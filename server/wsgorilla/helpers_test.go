@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -39,9 +40,20 @@ type env struct {
 	started  chan struct{}      // a subscription resolver began waiting for events
 	ended    chan struct{}      // a subscription resolver returned
 	closed   chan int           // transport.Websocket.CloseFunc codes
+	// inHandler counts the HTTP handlers running (a socket served by gqlgen
+	// keeps its handler running).
+	inHandler atomic.Int64
 }
 
 func newEnv(t *testing.T, opts wsgorilla.Options, configure func(*transport.Websocket)) *env {
+	t.Helper()
+	return newEnvWith(t, opts, configure, nil)
+}
+
+// newEnvWith is newEnv with the transport wrapped by wrap (wsgorilla.Detach);
+// nil serves it as gqlgen does, on the HTTP handler's goroutine.
+func newEnvWith(t *testing.T, opts wsgorilla.Options, configure func(*transport.Websocket),
+	wrap func(transport.Websocket) graphql.Transport) *env {
 	t.Helper()
 	e := &env{
 		t:       t,
@@ -57,12 +69,21 @@ func newEnv(t *testing.T, opts wsgorilla.Options, configure func(*transport.Webs
 	if configure != nil {
 		configure(&ws)
 	}
-	e.gql.AddTransport(ws)
+	if wrap != nil {
+		e.gql.AddTransport(wrap(ws))
+	} else {
+		e.gql.AddTransport(ws)
+	}
 	e.gql.AroundOperations(e.trackSubscriptions)
 
 	base, cancel := context.WithCancel(context.Background())
 	e.shutdown = cancel
-	e.srv = httptest.NewUnstartedServer(e.gql)
+	e.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		e.inHandler.Add(1)
+		defer e.inHandler.Add(-1)
+		e.gql.ServeHTTP(w, r)
+	}))
+	base = wsgorilla.WithServerContext(base)
 	e.srv.Config.BaseContext = func(net.Listener) context.Context { return base }
 	e.srv.Start()
 	t.Cleanup(func() {

@@ -1,0 +1,106 @@
+package wsgorilla
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+)
+
+// gqlgenSubprotocols is what transport.Websocket.Do offers Accept (its
+// supportedSubprotocols is unexported).
+var gqlgenSubprotocols = []string{"graphql-ws", "graphql-transport-ws"}
+
+type serverContextKey struct{}
+
+// WithServerContext marks ctx, an http.Server's BaseContext, as the context
+// whose end closes every socket served by Detach. Without it a detached socket
+// ends only when it closes.
+func WithServerContext(ctx context.Context) context.Context {
+	return context.WithValue(ctx, serverContextKey{}, ctx)
+}
+
+// Detach serves ws's sockets on goroutines of their own, so that the HTTP
+// handler returns right after the upgrade.
+//
+// gqlgen runs a socket's read loop in the handler that accepted it, for the
+// socket's whole life. That goroutine's stack then holds every middleware
+// frame of the HTTP chain, and its heap net/http's per-request state: with
+// thousands of idle sockets, most of their memory. Detach upgrades in the
+// handler (hijacking needs its ResponseWriter), then runs gqlgen's transport
+// on a fresh goroutine with a shallow stack.
+//
+// The socket keeps the request's context values; its cancellation comes from
+// the server context (WithServerContext) instead of the request, which
+// net/http cancels when the handler returns. It ends when the socket's loop
+// returns, so what watches it (context.AfterFunc, gqlgen's closeOnCancel)
+// still sees the socket close. A panic on the socket's goroutine is no longer
+// under the HTTP chain's recover: it closes the socket and goes to onPanic.
+func Detach(ws transport.Websocket, onPanic func(ctx context.Context, p any)) graphql.Transport {
+	return detached{ws: ws, onPanic: onPanic}
+}
+
+type detached struct {
+	ws      transport.Websocket
+	onPanic func(ctx context.Context, p any)
+}
+
+var _ graphql.Transport = detached{}
+
+func (d detached) Supports(r *http.Request) bool { return d.ws.Supports(r) }
+
+func (d detached) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+	ctx, cancel := detachContext(r.Context())
+	r = r.WithContext(ctx)
+	impl := d.ws.Implementation
+	if impl == nil {
+		impl = transport.CoderWebsocketImplementation{}
+	}
+	conn, err := impl.Accept(w, r, transport.WebsocketAcceptOptions{
+		ResponseHeader: http.Header{},
+		Subprotocols:   gqlgenSubprotocols,
+	})
+	if err != nil {
+		cancel()
+		transport.SendErrorf(w, http.StatusBadRequest, "unable to upgrade") // as gqlgen answers
+		return
+	}
+	ws := d.ws
+	ws.Implementation = accepted{conn}
+	go func() {
+		defer cancel()
+		defer func() {
+			if p := recover(); p != nil {
+				_ = conn.Close()
+				if d.onPanic != nil {
+					d.onPanic(ctx, p)
+				}
+			}
+		}()
+		// gqlgen writes to w only when Accept fails, which accepted cannot.
+		ws.Do(nil, r, exec)
+	}()
+}
+
+// detachContext keeps parent's values and takes its cancellation from the
+// server context, without a goroutine.
+func detachContext(parent context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(parent))
+	srv, _ := parent.Value(serverContextKey{}).(context.Context)
+	if srv == nil {
+		return ctx, cancel
+	}
+	stop := context.AfterFunc(srv, cancel)
+	return ctx, func() {
+		stop()
+		cancel()
+	}
+}
+
+// accepted hands gqlgen the connection Detach already upgraded.
+type accepted struct{ c transport.WebsocketConn }
+
+func (a accepted) Accept(http.ResponseWriter, *http.Request, transport.WebsocketAcceptOptions) (transport.WebsocketConn, error) {
+	return a.c, nil
+}
