@@ -112,6 +112,9 @@ func (a *App) routes() http.Handler {
 	gql.AroundOperations(m.aroundOperations)
 	gql.AroundResponses(m.aroundResponses)
 	gql.AroundResponses(operationLog(a.Log.Named("graphql"), a.Config.SlowRequest))
+	// Last: its response interceptor must be the innermost, so that every
+	// layer above still sees each subscriber's response.
+	gql.Use(newSharedRenders(m.renders))
 	mux.Handle("/graphql", guardCSRF(withIdentity(a.Services.Auth, a.Config.Production(), a.Log, a.reporter,
 		withRateHeaders(guardUploads(limitBody(refuseBatches(wsgorilla.Closable(gql))))))))
 	mux.Handle("GET "+filesign.Path, withIdentity(a.Services.Auth, a.Config.Production(), a.Log, a.reporter, a.files()))

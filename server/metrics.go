@@ -33,6 +33,7 @@ type metrics struct {
 	opDuration   *prometheus.HistogramVec
 	wsConns      prometheus.Gauge
 	subs         prometheus.Gauge
+	renders      *prometheus.CounterVec
 	conflicts    *prometheus.CounterVec
 	jobDuration  *prometheus.HistogramVec
 	pdfDuration  *prometheus.HistogramVec
@@ -63,6 +64,10 @@ func newMetrics(db *sql.DB) *metrics {
 	m.subs = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "korrigo_graphql_subscriptions", Help: "Active GraphQL subscriptions.",
 	})
+	m.renders = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "korrigo_graphql_subscription_renders_total",
+		Help: "Subscription events sent, by render: own (executed for that subscriber) or shared (the bytes rendered for another subscriber of the same event, operation and viewer class).",
+	}, []string{"render"})
 	m.conflicts = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "korrigo_lock_conflicts_total",
 		Help: "Grading conflicts answered by the API, by kind (LOCKED, LOCK_REQUIRED, VERSION_CONFLICT).",
@@ -77,7 +82,7 @@ func newMetrics(db *sql.DB) *metrics {
 		Help:    "PDF child process duration by operation (validate, split, import, burn, ...), for children run by this process.",
 		Buckets: []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60},
 	}, []string{"operation"})
-	m.reg.MustRegister(m.httpRequests, m.httpDuration, m.operations, m.opDuration, m.wsConns, m.subs, m.conflicts,
+	m.reg.MustRegister(m.httpRequests, m.httpDuration, m.operations, m.opDuration, m.wsConns, m.subs, m.renders, m.conflicts,
 		m.jobDuration, m.pdfDuration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if db != nil {

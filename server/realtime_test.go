@@ -2,9 +2,14 @@ package server_test
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -454,4 +459,101 @@ func TestWebsocketClosedWhenCredentialEnds(t *testing.T) {
 			t.Fatalf("the valid session's socket: want SNAPSHOT, got %+v", s)
 		}
 	})
+}
+
+// One lock event reaches several sockets through one render per operation and
+// viewer class (sharedRenders): every subscriber still gets what its own
+// query selects, byte for byte what an unshared render of the same operation
+// gives, and an admin's render is not a teacher's.
+func TestRealtimeSharedRenders(t *testing.T) {
+	d := dbtest.Open(t, dialect.SQLite)
+	e := newInstance(t, d, "", nil)
+	teacher, token := e.NewUser(user.RoleTEACHER, "Marie")
+	ex := e.NewExam(teacher)
+	cp := e.NewCopy(ex, servertest.CopyOpts{Corrector: teacher})
+	vars := map[string]any{"e": ex.ID}
+	const (
+		// Same operation as subLocks but another document: its own render.
+		subLocksAgain = `subscription Again($e: ID!){ copyLockChanged(examId: $e){
+			kind examId copyId owner { id name } expiresAt at locks { copyId owner { id name } expiresAt } } }`
+		subLocksAliased = `subscription($e: ID!){ l: copyLockChanged(examId: $e){ k: kind copyId who: owner { name } } }`
+	)
+
+	type socket struct {
+		c  *wsConn
+		id string
+	}
+	open := func(token, query string) socket {
+		c := mustDial(t, e, dialOpts{})
+		c.init(bearer(token))
+		id := c.subscribe(query, vars)
+		if m := c.next(); m.Type != "next" || m.ID != id { // the snapshot
+			t.Fatalf("want the snapshot, got %s %s", m.Type, m.Payload)
+		}
+		return socket{c, id}
+	}
+	teachers := []socket{open(token, subLocks), open(token, subLocks), open(token, subLocks)}
+	again := open(token, subLocksAgain)
+	aliased := open(token, subLocksAliased)
+	admins := []socket{open(e.Admin(), subLocks), open(e.Admin(), subLocks)}
+	adminAliased := open(e.Admin(), subLocksAliased)
+
+	acquire(t, e, token, cp.ID)
+	payload := func(s socket) string {
+		t.Helper()
+		m := s.c.next()
+		if m.Type != "next" || m.ID != s.id {
+			t.Fatalf("want the event, got %s %s %s", m.Type, m.ID, m.Payload)
+		}
+		return string(m.Payload)
+	}
+	want := payload(again) // rendered for that socket alone
+	var ev struct {
+		Data struct{ CopyLockChanged lockEvent }
+	}
+	if err := json.Unmarshal([]byte(want), &ev); err != nil {
+		t.Fatal(err)
+	}
+	if got := ev.Data.CopyLockChanged; got.Kind != "ACQUIRED" || got.CopyID == nil || *got.CopyID != cp.ID ||
+		got.Owner == nil || got.Owner.Name != "Marie" {
+		t.Fatalf("event %s", want)
+	}
+	for i, s := range append(teachers, admins...) {
+		if got := payload(s); got != want {
+			t.Fatalf("socket %d got %s, want %s", i, got, want)
+		}
+	}
+	// Five sockets of two classes share the render of subLocks: three
+	// teachers' and two admins', one of each rendered, the rest shared.
+	if n := metricValue(t, e, `korrigo_graphql_subscription_renders_total{render="shared"}`); n != 3 {
+		t.Fatalf("%v events sent from another subscriber's render, want 3", n)
+	}
+	wantAliased := fmt.Sprintf(`{"data":{"l":{"k":"ACQUIRED","copyId":%q,"who":{"name":"Marie"}}}}`, cp.ID)
+	for _, s := range []socket{aliased, adminAliased} {
+		if got := payload(s); got != wantAliased {
+			t.Fatalf("aliased selection got %s, want %s", got, wantAliased)
+		}
+	}
+}
+
+// metricValue reads one series from the instance's /metrics.
+func metricValue(t *testing.T, e *servertest.Env, series string) float64 {
+	t.Helper()
+	resp, err := http.Get(e.Server.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("no %s in /metrics", series)
+	return 0
 }
