@@ -20,6 +20,7 @@ import (
 	"github.com/korrigo/korrigo/pubsub"
 	"github.com/korrigo/korrigo/realtime"
 	"github.com/korrigo/korrigo/server/filesign"
+	"github.com/korrigo/korrigo/server/httpctx"
 	"github.com/korrigo/korrigo/server/wsgorilla"
 )
 
@@ -107,7 +108,16 @@ func (a *App) routes() http.Handler {
 	gql := newGraphQLHandler(a.Services, a.Log.Named("graphql"), a.Config.Production(), a.reporter)
 	m := a.metrics
 	m.reg.MustRegister(a.rate.collectors...)
-	gql.AddTransport(wsgorilla.Detach(m.websocket(a.websocketTransport()), a.socketPanicked))
+	gql.AddTransport(wsgorilla.Detach(m.websocket(a.websocketTransport()), wsgorilla.DetachOptions{
+		OnPanic: a.socketPanicked,
+		// As documented on Exchange: no writer over WebSocket. The net/http
+		// response behind it (and its connection state) can then be freed.
+		Upgraded: func(ctx context.Context) {
+			if x := httpctx.FromContext(ctx); x != nil {
+				x.Writer = nil
+			}
+		},
+	}))
 	gql.Use(rateLimitExt{a.rate})
 	gql.AroundOperations(m.aroundOperations)
 	gql.AroundResponses(m.aroundResponses)

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -37,6 +38,9 @@ type metrics struct {
 	conflicts    *prometheus.CounterVec
 	jobDuration  *prometheus.HistogramVec
 	pdfDuration  *prometheus.HistogramVec
+	// labelCache maps *ast.OperationDefinition to its *operationLabels.
+	labelCache sync.Map
+	labelCount atomic.Int64
 	// errLog receives scrape errors (nil: not logged).
 	errLog promhttp.Logger
 }
@@ -167,7 +171,8 @@ func (m *metrics) aroundResponses(ctx context.Context, next graphql.ResponseHand
 	if graphql.HasOperationContext(ctx) {
 		oc = graphql.GetOperationContext(ctx)
 	}
-	name, typ := operationLabel(oc)
+	l := m.labels(oc)
+	name, typ := l.name, l.typ
 	outcome := "ok"
 	for i, e := range resp.Errors {
 		code, _ := e.Extensions["code"].(string)
@@ -182,11 +187,48 @@ func (m *metrics) aroundResponses(ctx context.Context, next graphql.ResponseHand
 			m.conflicts.WithLabelValues(code).Inc()
 		}
 	}
-	m.operations.WithLabelValues(name, typ, outcome).Inc()
+	if outcome == "ok" {
+		l.ok.Inc()
+	} else {
+		m.operations.WithLabelValues(name, typ, outcome).Inc()
+	}
 	if oc != nil && typ != string(ast.Subscription) && !oc.Stats.OperationStart.IsZero() {
 		m.opDuration.WithLabelValues(name, typ).Observe(time.Since(oc.Stats.OperationStart).Seconds())
 	}
 	return resp
+}
+
+// operationLabels is an operation's labels and its "ok" counter, computed
+// once per operation document: a subscription passes through aroundResponses
+// once per event, on every one of its subscribers.
+type operationLabels struct {
+	name, typ string
+	ok        prometheus.Counter
+}
+
+// maxLabelCache bounds labelCache; it is emptied when full. Documents come
+// from gqlgen's query cache (1000 entries), so subscribers of one query share
+// one *ast.OperationDefinition.
+const maxLabelCache = 2000
+
+func (m *metrics) labels(oc *graphql.OperationContext) *operationLabels {
+	var op *ast.OperationDefinition
+	if oc != nil && oc.Operation != nil {
+		op = oc.Operation
+		if l, ok := m.labelCache.Load(op); ok {
+			return l.(*operationLabels)
+		}
+	}
+	name, typ := operationLabel(oc)
+	l := &operationLabels{name: name, typ: typ, ok: m.operations.WithLabelValues(name, typ, "ok")}
+	if op != nil {
+		if m.labelCount.Add(1) > maxLabelCache {
+			m.labelCache.Clear()
+			m.labelCount.Store(1)
+		}
+		m.labelCache.Store(op, l) // holding op: its address is not reused while cached
+	}
+	return l
 }
 
 // aroundOperations keeps the active subscriptions gauge.

@@ -74,7 +74,13 @@ func operationLog(log *zap.Logger, slow time.Duration) graphql.ResponseMiddlewar
 			return resp // nil: the end of a stream
 		}
 		oc := graphql.GetOperationContext(ctx)
-		fields, typ := operationLabel(oc)
+		st, _ := ctx.Value(httpRateKey{}).(*httpRate)
+		websocket := st != nil && st.websocket
+		subscription := oc.Operation != nil && oc.Operation.Operation == ast.Subscription
+		if websocket && (subscription || oc.Stats.OperationStart.IsZero()) {
+			return resp // every event of a subscription passes here: nothing to log
+		}
+		fields, _ := operationLabel(oc)
 		name := oc.OperationName
 		if name == "" && oc.Operation != nil {
 			name = oc.Operation.Name
@@ -82,10 +88,7 @@ func operationLog(log *zap.Logger, slow time.Duration) graphql.ResponseMiddlewar
 		if len(name) > 100 {
 			name = name[:100]
 		}
-		if st, _ := ctx.Value(httpRateKey{}).(*httpRate); st != nil && st.websocket {
-			if typ == string(ast.Subscription) || oc.Stats.OperationStart.IsZero() {
-				return resp
-			}
+		if websocket {
 			if d := time.Since(oc.Stats.OperationStart); d > slow {
 				f := []zap.Field{zap.String("request_id", httpctx.RequestID(ctx)), zap.String("operation", name),
 					zap.String("fields", fields), zap.Duration("duration", d), zap.String("transport", "websocket")}

@@ -55,8 +55,8 @@ func (a *App) websocketTransport() transport.Websocket {
 			},
 		}),
 		InitFunc: websocketInit(a.Services.Auth, log, newSocketAuth(a.Services.Auth, log, a.Config.WSAuthInterval)),
-		// The adapter owns the init timer (4408); gqlgen's is a later backstop.
-		InitTimeout:      initTimeout + 5*time.Second,
+		// Zero: the adapter owns the init timer (4408). gqlgen's would add a
+		// goroutine, two channels and a timer to every connection's start.
 		PayloadReadLimit: &limit,
 		ErrorFunc: func(ctx context.Context, err error) {
 			log.Debug("websocket error", zap.Error(err), zap.String("request_id", httpctx.RequestID(ctx)))

@@ -42,6 +42,8 @@ type conn struct {
 	// gqlgen serialises its own writes, but the adapter also writes (pong
 	// before init) and gorilla allows only one writer at a time.
 	writeMu sync.Mutex
+	// deadlineAt is when the write deadline was last set (under writeMu).
+	deadlineAt time.Time
 
 	mu          sync.Mutex // guards everything below; never held during I/O
 	sess        *session   // nil: subprotocol without rules, pass through
@@ -110,6 +112,7 @@ func (c *conn) NextReader() (int, io.Reader, error) {
 			v = c.sess.client(data)
 			if c.sess.initReceived && c.initTimer != nil {
 				c.initTimer.Stop()
+				c.initTimer = nil
 			}
 			if c.sess.ponged && c.pingTimer != nil {
 				// As gqlgen does on a pong: the peer is alive, no deadline
@@ -197,7 +200,15 @@ func (c *conn) WriteJSON(v any) error {
 	env, ok := readEnvelope(v)
 	var data []byte
 	if ok {
-		data = env.encode()
+		buf := encodeBuffers.Get().(*[]byte)
+		data = env.appendTo((*buf)[:0])
+		defer func() {
+			// gorilla has copied or written data when writeText returns.
+			if cap(data) <= maxPooledBuffer {
+				*buf = data
+				encodeBuffers.Put(buf)
+			}
+		}()
 	} else {
 		var err error
 		if data, err = json.Marshal(v); err != nil {
@@ -228,7 +239,13 @@ func (c *conn) WriteJSON(v any) error {
 func (c *conn) writeText(data []byte) error {
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
-	_ = c.ws.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
+	// Setting a deadline re-arms a runtime timer, and an event fanned out
+	// writes to thousands of sockets: it is moved at most every tenth of
+	// WriteTimeout, so each write still gets at least 9/10 of it.
+	if now := time.Now(); now.Sub(c.deadlineAt) >= c.opts.WriteTimeout/10 {
+		_ = c.ws.SetWriteDeadline(now.Add(c.opts.WriteTimeout))
+		c.deadlineAt = now
+	}
 	err := c.ws.WriteMessage(websocket.TextMessage, data)
 	if err == nil || errors.Is(err, websocket.ErrCloseSent) {
 		return nil

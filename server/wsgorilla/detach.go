@@ -35,15 +35,27 @@ func WithServerContext(ctx context.Context) context.Context {
 // the server context (WithServerContext) instead of the request, which
 // net/http cancels when the handler returns. It ends when the socket's loop
 // returns, so what watches it (context.AfterFunc, gqlgen's closeOnCancel)
-// still sees the socket close. A panic on the socket's goroutine is no longer
-// under the HTTP chain's recover: it closes the socket and goes to onPanic.
-func Detach(ws transport.Websocket, onPanic func(ctx context.Context, p any)) graphql.Transport {
-	return detached{ws: ws, onPanic: onPanic}
+// still sees the socket close. The request the socket keeps has no body (the
+// body reader of a handler chain usually holds its ResponseWriter).
+func Detach(ws transport.Websocket, opts DetachOptions) graphql.Transport {
+	return detached{ws: ws, opts: opts}
+}
+
+// DetachOptions are Detach's hooks.
+type DetachOptions struct {
+	// OnPanic receives a panic of a socket's goroutine, which is no longer
+	// under the HTTP chain's recover; the socket is closed.
+	OnPanic func(ctx context.Context, p any)
+	// Upgraded, if set, runs in the HTTP handler right after the upgrade,
+	// with the socket's context: the place to let go of what the context's
+	// values hold of the HTTP response (a ResponseWriter), which the socket
+	// never writes to and would otherwise keep in memory for its whole life.
+	Upgraded func(ctx context.Context)
 }
 
 type detached struct {
-	ws      transport.Websocket
-	onPanic func(ctx context.Context, p any)
+	ws   transport.Websocket
+	opts DetachOptions
 }
 
 var _ graphql.Transport = detached{}
@@ -53,6 +65,7 @@ func (d detached) Supports(r *http.Request) bool { return d.ws.Supports(r) }
 func (d detached) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
 	ctx, cancel := detachContext(r.Context())
 	r = r.WithContext(ctx)
+	r.Body = http.NoBody
 	impl := d.ws.Implementation
 	if impl == nil {
 		impl = transport.CoderWebsocketImplementation{}
@@ -66,6 +79,9 @@ func (d detached) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphE
 		transport.SendErrorf(w, http.StatusBadRequest, "unable to upgrade") // as gqlgen answers
 		return
 	}
+	if d.opts.Upgraded != nil {
+		d.opts.Upgraded(ctx)
+	}
 	ws := d.ws
 	ws.Implementation = accepted{conn}
 	go func() {
@@ -73,8 +89,8 @@ func (d detached) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphE
 		defer func() {
 			if p := recover(); p != nil {
 				_ = conn.Close()
-				if d.onPanic != nil {
-					d.onPanic(ctx, p)
+				if d.opts.OnPanic != nil {
+					d.opts.OnPanic(ctx, p)
 				}
 			}
 		}()

@@ -15,7 +15,9 @@ import (
 )
 
 func detach(onPanic func(context.Context, any)) func(transport.Websocket) graphql.Transport {
-	return func(ws transport.Websocket) graphql.Transport { return wsgorilla.Detach(ws, onPanic) }
+	return func(ws transport.Websocket) graphql.Transport {
+		return wsgorilla.Detach(ws, wsgorilla.DetachOptions{OnPanic: onPanic})
+	}
 }
 
 // eventually polls cond; the bound only keeps a broken build from hanging.

@@ -76,11 +76,10 @@ func readEnvelope(v any) (envelope, bool) {
 		typ: e.Field(f.typ).String()}, true
 }
 
-// encode writes the message as json.Marshal would (same field order, same
+// appendTo writes the message as json.Marshal would (same field order, same
 // omissions). The payload is trusted to be valid JSON: gqlgen produced it
 // with json.Marshal.
-func (m envelope) encode() []byte {
-	b := make([]byte, 0, len(m.payload)+len(m.id)+len(m.typ)+32)
+func (m envelope) appendTo(b []byte) []byte {
 	b = append(b, '{')
 	if len(m.payload) > 0 {
 		b = append(b, `"payload":`...)
@@ -96,6 +95,13 @@ func (m envelope) encode() []byte {
 	b = appendString(b, m.typ)
 	return append(b, '}')
 }
+
+// encodeBuffers recycles the buffers messages are encoded into before gorilla
+// frames them; a buffer grown past maxPooledBuffer (a large snapshot) is
+// dropped instead.
+var encodeBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
+const maxPooledBuffer = 64 << 10
 
 // appendString quotes s; ids come from the client, so anything but plain
 // ASCII goes through encoding/json.

@@ -32,7 +32,7 @@ func TestEnvelopeEncodesLikeJSONMarshal(t *testing.T) {
 		if !ok {
 			t.Fatalf("%+v not read as an envelope", m)
 		}
-		if got := env.encode(); !bytes.Equal(got, want) {
+		if got := env.appendTo(nil); !bytes.Equal(got, want) {
 			t.Errorf("got %s, want %s", got, want)
 		}
 	}

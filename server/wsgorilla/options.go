@@ -60,7 +60,8 @@ type Options struct {
 
 	// WriteTimeout bounds each write, so a client that stops reading cannot
 	// park gqlgen's writers forever (default 10 s). A timed-out write ends the
-	// connection.
+	// connection. The deadline moves at most every WriteTimeout/10, so a
+	// write gets between 9/10 of it and all of it.
 	WriteTimeout time.Duration
 
 	// CloseGrace is how long the TCP connection stays half-open after a close

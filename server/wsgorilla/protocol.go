@@ -93,7 +93,8 @@ type session struct {
 }
 
 func newSession(d *dialect) *session {
-	return &session{d: d, active: map[string]struct{}{}, stale: map[string]struct{}{}}
+	// stale is made on first use: most sockets never complete an operation.
+	return &session{d: d, active: map[string]struct{}{}}
 }
 
 type clientMessage struct {
@@ -193,6 +194,9 @@ func (s *session) open(id string) verdict {
 func (s *session) clientComplete(id string) {
 	if _, ok := s.active[id]; ok {
 		delete(s.active, id)
+		if s.stale == nil {
+			s.stale = map[string]struct{}{}
+		}
 		s.stale[id] = struct{}{}
 	}
 }
