@@ -45,18 +45,23 @@ import (
 // When several subscribers miss at once, one renders and the others wait.
 type sharedRenders struct {
 	cache *renderCache
-	// renders counts subscription events by how they were rendered: "own"
-	// (by gqlgen for this subscriber) or "shared" (another subscriber's).
-	renders *prometheus.CounterVec
+	// Subscription events by how they were rendered: by gqlgen for this
+	// subscriber (own), or for another one (shared). Nil: not counted.
+	ownCount, sharedCount prometheus.Counter
 }
 
+// newSharedRenders counts renders in renders (label "render"; nil: not counted).
 func newSharedRenders(renders *prometheus.CounterVec) sharedRenders {
-	return sharedRenders{cache: newRenderCache(renderCacheEvents), renders: renders}
+	s := sharedRenders{cache: newRenderCache(renderCacheEvents)}
+	if renders != nil {
+		s.ownCount, s.sharedCount = renders.WithLabelValues("own"), renders.WithLabelValues("shared")
+	}
+	return s
 }
 
-func (s sharedRenders) count(render string) {
-	if s.renders != nil {
-		s.renders.WithLabelValues(render).Inc()
+func count(c prometheus.Counter) {
+	if c != nil {
+		c.Inc()
 	}
 }
 
@@ -230,7 +235,7 @@ func (s sharedRenders) InterceptResponse(ctx context.Context, next graphql.Respo
 	r, leader := s.cache.claim(ev, t.key)
 	if !leader {
 		if data, ok := r.wait(ctx); ok {
-			s.count("shared")
+			count(s.sharedCount)
 			// As gqlgen builds it: no errors, extensions empty, not nil.
 			return &graphql.Response{Data: data, Extensions: map[string]any{}}
 		}
@@ -251,7 +256,7 @@ func (s sharedRenders) own(ctx context.Context, t *tap, ev any, next graphql.Res
 	t.stream.feed(ev)
 	resp := next(ctx)
 	if resp != nil {
-		s.count("own")
+		count(s.ownCount)
 	}
 	return resp
 }
