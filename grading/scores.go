@@ -159,33 +159,26 @@ func (s *Service) Scores(ctx context.Context, copyID string) ([]*ent.QuestionSco
 	if err != nil {
 		return nil, err
 	}
-	scores, err := s.db.Client.QuestionScore.Query().Where(questionscore.CopyID(c.ID)).All(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("read scores of %s: %w", copyID, err)
-	}
-	sch, err := s.schemeOf(ctx, c)
+	return s.CopyScores(ctx, c, nil)
+}
+
+// CopyScores are the scores of c, which the caller read through the read rules,
+// in the scheme's order (questions since removed from the scheme come last).
+// batch: see Batch.
+func (s *Service) CopyScores(ctx context.Context, c *ent.ExamCopy, batch Batch) ([]*ent.QuestionScore, error) {
+	sheet, err := s.sheet(ctx, c, batch)
 	if err != nil {
 		return nil, err
 	}
-	order := map[string]int{}
-	for i, l := range sch.Leaves() {
-		order[l.ID] = i
-	}
-	rank := func(q *ent.QuestionScore) int {
-		if i, ok := order[q.QuestionID]; ok {
-			return i
-		}
-		return len(order) // questions since removed from the scheme come last
-	}
-	slices.SortStableFunc(scores, func(a, b *ent.QuestionScore) int { return rank(a) - rank(b) })
-	return scores, nil
+	return sheet.ordered(), nil
 }
 
 // Total is the sum of the copy's scores on the questions of the current scheme,
 // rounded to the hundredth. The caller has read c through the read rules; the
 // scores and scheme are read on its behalf (or taken from c's loaded edges).
-func (s *Service) Total(ctx context.Context, c *ent.ExamCopy) (float64, error) {
-	sheet, err := s.sheet(ctx, c)
+// batch: see Batch.
+func (s *Service) Total(ctx context.Context, c *ent.ExamCopy, batch Batch) (float64, error) {
+	sheet, err := s.sheet(ctx, c, batch)
 	if err != nil {
 		return 0, err
 	}
@@ -193,8 +186,9 @@ func (s *Service) Total(ctx context.Context, c *ent.ExamCopy) (float64, error) {
 }
 
 // Grade20 is the total on 20 (DESIGN.md §4), nil until every question is scored.
-func (s *Service) Grade20(ctx context.Context, c *ent.ExamCopy) (*float64, error) {
-	sheet, err := s.sheet(ctx, c)
+// batch: see Batch.
+func (s *Service) Grade20(ctx context.Context, c *ent.ExamCopy, batch Batch) (*float64, error) {
+	sheet, err := s.sheet(ctx, c, batch)
 	if err != nil {
 		return nil, err
 	}
@@ -205,22 +199,29 @@ func (s *Service) Grade20(ctx context.Context, c *ent.ExamCopy) (*float64, error
 	return &g, nil
 }
 
-// scoreSheet is a copy's scores against its exam's scheme.
+// scoreSheet is a copy's scores against its exam's scheme. It is read-only once
+// built: the read cache shares it between the resolvers of one copy.
 type scoreSheet struct {
 	scheme scheme.Scheme
 	leaves []scheme.Leaf
+	all    []*ent.QuestionScore // as read
 	scores map[string]*ent.QuestionScore
 }
 
 func newScoreSheet(sch scheme.Scheme, scores []*ent.QuestionScore) scoreSheet {
-	sheet := scoreSheet{scheme: sch, leaves: sch.Leaves(), scores: map[string]*ent.QuestionScore{}}
+	sheet := scoreSheet{scheme: sch, leaves: sch.Leaves(), all: scores, scores: map[string]*ent.QuestionScore{}}
 	for _, q := range scores {
 		sheet.scores[q.QuestionID] = q
 	}
 	return sheet
 }
 
-func (s *Service) sheet(ctx context.Context, c *ent.ExamCopy) (scoreSheet, error) {
+// sheet is c's score sheet: from the read cache when ctx carries one, otherwise
+// read for c alone.
+func (s *Service) sheet(ctx context.Context, c *ent.ExamCopy, batch Batch) (scoreSheet, error) {
+	if rc := readCacheFrom(ctx); rc != nil {
+		return s.cachedSheet(ctx, rc, c, batch)
+	}
 	sch, err := s.schemeOf(ctx, c)
 	if err != nil {
 		return scoreSheet{}, err
@@ -244,6 +245,24 @@ func (s *Service) schemeOf(ctx context.Context, c *ent.ExamCopy) (scheme.Scheme,
 		return nil, fmt.Errorf("read exam of %s: %w", c.ID, err)
 	}
 	return ex.Scheme, nil
+}
+
+// ordered are the scores in the scheme's order, questions since removed from the
+// scheme last; a new slice, the sheet is shared.
+func (sh scoreSheet) ordered() []*ent.QuestionScore {
+	order := make(map[string]int, len(sh.leaves))
+	for i, l := range sh.leaves {
+		order[l.ID] = i
+	}
+	rank := func(q *ent.QuestionScore) int {
+		if i, ok := order[q.QuestionID]; ok {
+			return i
+		}
+		return len(order)
+	}
+	out := slices.Clone(sh.all)
+	slices.SortStableFunc(out, func(a, b *ent.QuestionScore) int { return rank(a) - rank(b) })
+	return out
 }
 
 func (sh scoreSheet) total() float64 {

@@ -38,23 +38,23 @@ func TestScores(t *testing.T) {
 			t.Fatalf("scores in scheme order: %+v %+v", scores[0], scores[1])
 		}
 		c = f.reload(f.copy)
-		if total, err := f.svc.Total(ctx, c); err != nil || total != 12 {
+		if total, err := f.svc.Total(ctx, c, nil); err != nil || total != 12 {
 			t.Fatalf("total %v %v", total, err)
 		}
-		if g, err := f.svc.Grade20(ctx, c); g != nil || err != nil {
+		if g, err := f.svc.Grade20(ctx, c, nil); g != nil || err != nil {
 			t.Fatalf("grade20 with q1b unscored: %v %v", g, err)
 		}
 		if _, err := f.svc.SetQuestionScore(ctx, f.copy.ID, token, "q1b", pts(0), nil); err != nil {
 			t.Fatal(err)
 		}
-		if g, err := f.svc.Grade20(ctx, c); err != nil || g == nil || *g != 12 {
+		if g, err := f.svc.Grade20(ctx, c, nil); err != nil || g == nil || *g != 12 {
 			t.Fatalf("grade20: %v %v, want 12", g, err)
 		}
 		// Nil points remove the score.
 		if _, err := f.svc.SetQuestionScore(ctx, f.copy.ID, token, "q2", nil, nil); err != nil {
 			t.Fatal(err)
 		}
-		if total, _ := f.svc.Total(ctx, c); total != 4 {
+		if total, _ := f.svc.Total(ctx, c, nil); total != 4 {
 			t.Fatalf("total after removing q2: %v", total)
 		}
 

@@ -38,17 +38,17 @@ func (r *copyResolver) Annotations(ctx context.Context, obj *ent.ExamCopy, pageI
 
 // Scores is the resolver for the scores field.
 func (r *copyResolver) Scores(ctx context.Context, obj *ent.ExamCopy) ([]*ent.QuestionScore, error) {
-	return r.Grading.Scores(ctx, obj.ID)
+	return r.Grading.CopyScores(ctx, obj, copyBatch(ctx))
 }
 
 // Total is the resolver for the total field.
 func (r *copyResolver) Total(ctx context.Context, obj *ent.ExamCopy) (float64, error) {
-	return r.Grading.Total(ctx, obj)
+	return r.Grading.Total(ctx, obj, copyBatch(ctx))
 }
 
 // Grade20 is the resolver for the grade20 field.
 func (r *copyResolver) Grade20(ctx context.Context, obj *ent.ExamCopy) (*float64, error) {
-	return r.Grading.Grade20(ctx, obj)
+	return r.Grading.Grade20(ctx, obj, copyBatch(ctx))
 }
 
 // Progress is the resolver for the progress field.

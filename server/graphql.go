@@ -53,5 +53,6 @@ func newGraphQLHandler(services graph.Services, log *zap.Logger, production bool
 	})
 	srv.AroundResponses(normalizeCodes)
 	srv.AroundRootFields(requirePasswordChange)
+	srv.AroundOperations(graph.ReadCache) // a page's grades in a fixed number of statements
 	return srv
 }
