@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"entgo.io/ent/dialect"
-	entsql "entgo.io/ent/dialect/sql"
 	_ "github.com/lib/pq"  // PostgreSQL driver "postgres"
 	_ "modernc.org/sqlite" // SQLite driver "sqlite"
 
@@ -79,8 +78,7 @@ func Open(ctx context.Context, rawURL string) (*DB, error) {
 		pool.Close()
 		return nil, fmt.Errorf("open database %s: %w", redact(rawURL), err)
 	}
-	drv := entsql.OpenDB(dia, pool)
-	return &DB{Client: ent.NewClient(ent.Driver(drv)), SQL: pool, Dialect: dia}, nil
+	return &DB{Client: ent.NewClient(ent.Driver(NewDriver(dia, pool))), SQL: pool, Dialect: dia}, nil
 }
 
 // SQLiteDSN is the modernc DSN for a database file: WAL, foreign keys, a busy

@@ -10,11 +10,12 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
 	"entgo.io/ent/dialect"
-	entsql "entgo.io/ent/dialect/sql"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
@@ -37,14 +38,68 @@ type Env struct {
 	adminToken string
 }
 
-// Counter counts statements.
-type Counter struct{ n atomic.Int64 }
+// Counter counts what reaches the database through ent: statements, and the
+// database transactions they cost (an explicit transaction is one, however many
+// statements it runs; a statement outside one is its own). It keeps the log of
+// the last calls so that a budget test can show what ran.
+type Counter struct {
+	mu    sync.Mutex
+	n     int64 // statements
+	xacts int64
+	log   []string
+}
 
-// Load returns the count.
-func (c *Counter) Load() int64 { return c.n.Load() }
+// counterLogCap bounds the kept log: budgets are about a handful of statements.
+const counterLogCap = 200
 
-// Reset sets the count to zero.
-func (c *Counter) Reset() { c.n.Store(0) }
+func (c *Counter) record(line string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case strings.HasPrefix(line, "driver.Tx("), strings.HasPrefix(line, "driver.BeginTx("):
+		c.xacts++ // BEGIN: the statements inside are counted, not as transactions
+	case strings.HasPrefix(line, "driver."):
+		c.n++
+		c.xacts++ // autocommit
+	case strings.HasPrefix(line, "Tx(") && strings.Contains(line, ")."):
+		c.n++
+	default:
+		// commit, rollback
+	}
+	if len(c.log) < counterLogCap {
+		c.log = append(c.log, line)
+	}
+}
+
+// Load returns the statements run since the last Reset.
+func (c *Counter) Load() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n
+}
+
+// Transactions returns the database transactions since the last Reset:
+// explicit ones plus statements run outside any.
+func (c *Counter) Transactions() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.xacts
+}
+
+// Log is what ran since the last Reset (the first counterLogCap calls), one line
+// each, for failure messages.
+func (c *Counter) Log() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return strings.Join(c.log, "\n")
+}
+
+// Reset sets the counts to zero and clears the log.
+func (c *Counter) Reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.n, c.xacts, c.log = 0, 0, nil
+}
 
 // TestRateLimits are the rates servertest runs with unless a test sets its
 // own: high enough that suites racing hundreds of operations as one user from
@@ -65,8 +120,8 @@ func New(t testing.TB, d *db.DB) *Env {
 func NewWithEnv(t testing.TB, d *db.DB, env map[string]string) *Env {
 	t.Helper()
 	counter := &Counter{}
-	drv := dialect.DebugWithContext(entsql.OpenDB(d.Dialect, d.SQL), func(context.Context, ...any) {
-		counter.n.Add(1)
+	drv := dialect.DebugWithContext(db.NewDriver(d.Dialect, d.SQL), func(_ context.Context, args ...any) {
+		counter.record(fmt.Sprint(args...))
 	})
 	counted := &db.DB{Client: ent.NewClient(ent.Driver(drv)), SQL: d.SQL, Dialect: d.Dialect}
 	cfg, err := server.LoadConfig(func(k string) string {
