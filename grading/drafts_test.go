@@ -1,7 +1,9 @@
 package grading
 
 import (
+	"encoding/json"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -138,6 +140,43 @@ func TestSaveDraftNeedsNoLease(t *testing.T) {
 		f.acquire(f.admin, f.copy) // someone else holds the copy
 		if _, err := f.svc.SaveDraft(as(f.teacher), f.copy.ID, "tab", rawJSON(`{"typed":"work"}`), nil); err != nil {
 			t.Fatalf("autosave while another holds the lease: %v", err)
+		}
+	})
+}
+
+// SaveDraft answers with the draft it wrote without reading it back: every
+// field it returns is the stored one, on creation, on a move forward and on a
+// takeover.
+func TestSaveDraftReturnsTheStoredDraft(t *testing.T) {
+	t.Parallel()
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		ctx := as(f.teacher)
+		for i, step := range []struct {
+			client string
+			base   *int
+		}{{"tab-A", nil}, {"tab-A", nil}, {"tab-B", new(2)}} {
+			got, err := f.svc.SaveDraft(ctx, f.copy.ID, step.client, rawJSON(fmt.Sprintf(`{"step": %d}`, i)), step.base)
+			if err != nil {
+				t.Fatalf("save %d: %v", i, err)
+			}
+			stored, err := f.svc.MyDraft(ctx, f.copy.ID)
+			if err != nil || stored == nil {
+				t.Fatalf("read back %d: %+v %v", i, stored, err)
+			}
+			var gotPayload, storedPayload any
+			if err := json.Unmarshal(got.Payload, &gotPayload); err != nil {
+				t.Fatal(err)
+			}
+			if err := json.Unmarshal(stored.Payload, &storedPayload); err != nil {
+				t.Fatal(err)
+			}
+			if got.ID != stored.ID || got.Version != stored.Version || got.Version != i+1 ||
+				got.ClientID != stored.ClientID || got.CopyID != stored.CopyID || got.OwnerID != stored.OwnerID ||
+				!got.CreatedAt.Equal(stored.CreatedAt) || !got.UpdatedAt.Equal(stored.UpdatedAt) ||
+				!reflect.DeepEqual(gotPayload, storedPayload) {
+				t.Fatalf("save %d answered %+v, stored %+v", i, got, stored)
+			}
 		}
 	})
 }
