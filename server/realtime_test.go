@@ -8,12 +8,14 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"entgo.io/ent/dialect"
+	"github.com/gorilla/websocket"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/korrigo/korrigo/auth/rules"
@@ -556,4 +558,48 @@ func metricValue(t *testing.T, e *servertest.Env, series string) float64 {
 	}
 	t.Fatalf("no %s in /metrics", series)
 	return 0
+}
+
+// A socket with one copyLockChanged subscription costs the server three
+// goroutines (its reader, gqlgen's closeOnCancel, the subscription's: the lock
+// stream itself parks none, and the upgrade handler returns), and they all
+// end with the socket.
+func TestWebsocketGoroutinesPerSocket(t *testing.T) {
+	d := dbtest.Open(t, dialect.SQLite)
+	e := newInstance(t, d, "", nil)
+	teacher, token := e.NewUser(user.RoleTEACHER, "Marie")
+	ex := e.NewExam(teacher)
+	open := func() *wsConn {
+		c := mustDial(t, e, dialOpts{})
+		c.init(bearer(token))
+		nextLock(t, c, c.subscribe(subLocks, map[string]any{"e": ex.ID}))
+		return c
+	}
+	open() // starts what is per process: the credential re-check loop…
+	// Polled: a handler returns just after the upgrade response is written.
+	eventually := func(what string, cond func(goroutines int) bool) {
+		t.Helper()
+		deadline := time.Now().Add(wsWait)
+		for n := runtime.NumGoroutine(); !cond(n); n = runtime.NumGoroutine() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d goroutines", what, n)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	time.Sleep(50 * time.Millisecond)
+	before := runtime.NumGoroutine()
+	const n = 20
+	conns := make([]*wsConn, n)
+	for i := range conns {
+		conns[i] = open()
+	}
+	// Each test client parks one reader goroutine of its own in this process.
+	eventually(fmt.Sprintf("at most 3 server goroutines per socket (%d before %d sockets)", before, n),
+		func(g int) bool { return float64(g-before)/n-1 <= 3 })
+	for _, c := range conns {
+		_ = c.ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(1000, ""))
+		c.closeCode()
+	}
+	eventually(fmt.Sprintf("the sockets' goroutines to end (%d before)", before), func(g int) bool { return g <= before })
 }
