@@ -3,11 +3,14 @@ package db
 import (
 	"context"
 	"database/sql"
+	"errors"
+	"strings"
 	"sync"
 	"time"
 
 	"entgo.io/ent/dialect"
 	entsql "entgo.io/ent/dialect/sql"
+	"github.com/lib/pq"
 )
 
 // Prepared statements on PostgreSQL.
@@ -27,7 +30,10 @@ import (
 // beyond it runs unprepared, as before.
 //
 // Statements name their columns (ent never selects *), so a migration that adds
-// columns does not invalidate the prepared ones of a running replica.
+// columns does not invalidate the prepared ones of a running replica; one that
+// changes a selected column's type does, and PostgreSQL then refuses the
+// prepared statement ("cached plan must not change result type"): that
+// statement is dropped from the cache and prepared again on its next use.
 const maxPrepared = 512
 
 // maxPreparedArgs leaves long IN lists (eager loading of a page, bulk
@@ -156,12 +162,30 @@ func (c *stmtCache) txStmt(query string) *sql.Stmt {
 	return nil
 }
 
+// check passes err through, and drops s from the cache when PostgreSQL refused
+// it because the schema changed under it (see the top of this file).
+func (c *stmtCache) check(err error, query string, s *sql.Stmt) error {
+	var pqErr *pq.Error
+	if !errors.As(err, &pqErr) || pqErr.Code != "0A000" || !strings.Contains(pqErr.Message, "cached plan") {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stmts[query] == s {
+		// Not closed: a concurrent request may be about to run it (and will meet
+		// the same error). Left to the pool, it ends with its connections.
+		delete(c.stmts, query)
+	}
+	return err
+}
+
 func (c *stmtCache) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	if !cacheable(len(args)) {
 		return c.db.ExecContext(ctx, query, args...)
 	}
 	if s := c.stmt(ctx, query); s != nil {
-		return s.ExecContext(ctx, args...)
+		res, err := s.ExecContext(ctx, args...)
+		return res, c.check(err, query, s)
 	}
 	return c.db.ExecContext(ctx, query, args...)
 }
@@ -171,7 +195,8 @@ func (c *stmtCache) QueryContext(ctx context.Context, query string, args ...any)
 		return c.db.QueryContext(ctx, query, args...)
 	}
 	if s := c.stmt(ctx, query); s != nil {
-		return s.QueryContext(ctx, args...)
+		rows, err := s.QueryContext(ctx, args...)
+		return rows, c.check(err, query, s)
 	}
 	return c.db.QueryContext(ctx, query, args...)
 }
@@ -187,7 +212,8 @@ func (t *stmtCacheTx) ExecContext(ctx context.Context, query string, args ...any
 		return t.tx.ExecContext(ctx, query, args...)
 	}
 	if s := t.c.txStmt(query); s != nil {
-		return t.tx.StmtContext(ctx, s).ExecContext(ctx, args...)
+		res, err := t.tx.StmtContext(ctx, s).ExecContext(ctx, args...)
+		return res, t.c.check(err, query, s)
 	}
 	return t.tx.ExecContext(ctx, query, args...)
 }
@@ -197,7 +223,8 @@ func (t *stmtCacheTx) QueryContext(ctx context.Context, query string, args ...an
 		return t.tx.QueryContext(ctx, query, args...)
 	}
 	if s := t.c.txStmt(query); s != nil {
-		return t.tx.StmtContext(ctx, s).QueryContext(ctx, args...)
+		rows, err := t.tx.StmtContext(ctx, s).QueryContext(ctx, args...)
+		return rows, t.c.check(err, query, s)
 	}
 	return t.tx.QueryContext(ctx, query, args...)
 }

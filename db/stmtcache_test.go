@@ -76,3 +76,45 @@ func TestPostgresStatementsArePreparedOnce(t *testing.T) {
 		}
 	}
 }
+
+// A migration that changes the type of a selected column invalidates the
+// prepared statement: PostgreSQL refuses it once, and the next use prepares it
+// again instead of failing for the life of the process.
+func TestPostgresPreparedStatementSurvivesTypeChange(t *testing.T) {
+	if dbtest.PostgresURL() == "" {
+		t.Skip("KORRIGO_TEST_POSTGRES_URL not set")
+	}
+	d := dbtest.Open(t, dialect.Postgres)
+	d.SQL.SetMaxOpenConns(1)
+	ctx := context.Background()
+	if _, err := d.SQL.Exec(`CREATE TABLE probe (id text PRIMARY KEY, n integer); INSERT INTO probe VALUES ('a', 7)`); err != nil {
+		t.Fatal(err)
+	}
+	read := func() error {
+		rows, err := d.Client.QueryContext(ctx, `SELECT n FROM probe WHERE id = $1`, "a")
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		if !rows.Next() {
+			t.Fatalf("no row: %v", rows.Err())
+		}
+		var n int64
+		if err := rows.Scan(&n); err != nil || n != 7 {
+			t.Fatalf("n = %d, %v", n, err)
+		}
+		return rows.Close()
+	}
+	if err := read(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.SQL.Exec(`ALTER TABLE probe ALTER COLUMN n TYPE bigint`); err != nil {
+		t.Fatal(err)
+	}
+	if err := read(); err != nil {
+		t.Logf("first read after the type change: %v", err) // expected: the cached plan is refused
+	}
+	if err := read(); err != nil {
+		t.Fatalf("second read after the type change: %v", err)
+	}
+}
