@@ -282,7 +282,8 @@ func (_m *AnnotationQuery) Paginate(
 	}
 	conn := &AnnotationConnection{Edges: []*AnnotationEdge{}}
 	ignoredEdges := !hasCollectedField(ctx, edgesField)
-	if hasCollectedField(ctx, totalCountField) || hasCollectedField(ctx, pageInfoField) {
+	noEdges := ignoredEdges || (first != nil && *first == 0) || (last != nil && *last == 0)
+	if hasCollectedField(ctx, totalCountField) || (noEdges && hasCollectedField(ctx, pageInfoField)) {
 		hasPagination := after != nil || first != nil || before != nil || last != nil
 		if hasPagination || ignoredEdges {
 			c := _m.Clone()
@@ -294,7 +295,7 @@ func (_m *AnnotationQuery) Paginate(
 			conn.PageInfo.HasPreviousPage = last != nil && conn.TotalCount > 0
 		}
 	}
-	if ignoredEdges || (first != nil && *first == 0) || (last != nil && *last == 0) {
+	if noEdges {
 		return conn, nil
 	}
 	if _m, err = pager.applyCursors(_m, after, before); err != nil {
@@ -596,7 +597,8 @@ func (_m *AnnotationRevisionQuery) Paginate(
 	}
 	conn := &AnnotationRevisionConnection{Edges: []*AnnotationRevisionEdge{}}
 	ignoredEdges := !hasCollectedField(ctx, edgesField)
-	if hasCollectedField(ctx, totalCountField) || hasCollectedField(ctx, pageInfoField) {
+	noEdges := ignoredEdges || (first != nil && *first == 0) || (last != nil && *last == 0)
+	if hasCollectedField(ctx, totalCountField) || (noEdges && hasCollectedField(ctx, pageInfoField)) {
 		hasPagination := after != nil || first != nil || before != nil || last != nil
 		if hasPagination || ignoredEdges {
 			c := _m.Clone()
@@ -608,7 +610,7 @@ func (_m *AnnotationRevisionQuery) Paginate(
 			conn.PageInfo.HasPreviousPage = last != nil && conn.TotalCount > 0
 		}
 	}
-	if ignoredEdges || (first != nil && *first == 0) || (last != nil && *last == 0) {
+	if noEdges {
 		return conn, nil
 	}
 	if _m, err = pager.applyCursors(_m, after, before); err != nil {
@@ -845,7 +847,8 @@ func (_m *ApiTokenQuery) Paginate(
 	}
 	conn := &ApiTokenConnection{Edges: []*ApiTokenEdge{}}
 	ignoredEdges := !hasCollectedField(ctx, edgesField)
-	if hasCollectedField(ctx, totalCountField) || hasCollectedField(ctx, pageInfoField) {
+	noEdges := ignoredEdges || (first != nil && *first == 0) || (last != nil && *last == 0)
+	if hasCollectedField(ctx, totalCountField) || (noEdges && hasCollectedField(ctx, pageInfoField)) {
 		hasPagination := after != nil || first != nil || before != nil || last != nil
 		if hasPagination || ignoredEdges {
 			c := _m.Clone()
@@ -857,7 +860,7 @@ func (_m *ApiTokenQuery) Paginate(
 			conn.PageInfo.HasPreviousPage = last != nil && conn.TotalCount > 0
 		}
 	}
-	if ignoredEdges || (first != nil && *first == 0) || (last != nil && *last == 0) {
+	if noEdges {
 		return conn, nil
 	}
 	if _m, err = pager.applyCursors(_m, after, before); err != nil {
@@ -1159,7 +1162,8 @@ func (_m *AuditLogQuery) Paginate(
 	}
 	conn := &AuditLogConnection{Edges: []*AuditLogEdge{}}
 	ignoredEdges := !hasCollectedField(ctx, edgesField)
-	if hasCollectedField(ctx, totalCountField) || hasCollectedField(ctx, pageInfoField) {
+	noEdges := ignoredEdges || (first != nil && *first == 0) || (last != nil && *last == 0)
+	if hasCollectedField(ctx, totalCountField) || (noEdges && hasCollectedField(ctx, pageInfoField)) {
 		hasPagination := after != nil || first != nil || before != nil || last != nil
 		if hasPagination || ignoredEdges {
 			c := _m.Clone()
@@ -1171,7 +1175,7 @@ func (_m *AuditLogQuery) Paginate(
 			conn.PageInfo.HasPreviousPage = last != nil && conn.TotalCount > 0
 		}
 	}
-	if ignoredEdges || (first != nil && *first == 0) || (last != nil && *last == 0) {
+	if noEdges {
 		return conn, nil
 	}
 	if _m, err = pager.applyCursors(_m, after, before); err != nil {
@@ -1473,7 +1477,8 @@ func (_m *CopyLockQuery) Paginate(
 	}
 	conn := &CopyLockConnection{Edges: []*CopyLockEdge{}}
 	ignoredEdges := !hasCollectedField(ctx, edgesField)
-	if hasCollectedField(ctx, totalCountField) || hasCollectedField(ctx, pageInfoField) {
+	noEdges := ignoredEdges || (first != nil && *first == 0) || (last != nil && *last == 0)
+	if hasCollectedField(ctx, totalCountField) || (noEdges && hasCollectedField(ctx, pageInfoField)) {
 		hasPagination := after != nil || first != nil || before != nil || last != nil
 		if hasPagination || ignoredEdges {
 			c := _m.Clone()
@@ -1485,7 +1490,7 @@ func (_m *CopyLockQuery) Paginate(
 			conn.PageInfo.HasPreviousPage = last != nil && conn.TotalCount > 0
 		}
 	}
-	if ignoredEdges || (first != nil && *first == 0) || (last != nil && *last == 0) {
+	if noEdges {
 		return conn, nil
 	}
 	if _m, err = pager.applyCursors(_m, after, before); err != nil {
@@ -1722,7 +1727,8 @@ func (_m *DraftQuery) Paginate(
 	}
 	conn := &DraftConnection{Edges: []*DraftEdge{}}
 	ignoredEdges := !hasCollectedField(ctx, edgesField)
-	if hasCollectedField(ctx, totalCountField) || hasCollectedField(ctx, pageInfoField) {
+	noEdges := ignoredEdges || (first != nil && *first == 0) || (last != nil && *last == 0)
+	if hasCollectedField(ctx, totalCountField) || (noEdges && hasCollectedField(ctx, pageInfoField)) {
 		hasPagination := after != nil || first != nil || before != nil || last != nil
 		if hasPagination || ignoredEdges {
 			c := _m.Clone()
@@ -1734,7 +1740,7 @@ func (_m *DraftQuery) Paginate(
 			conn.PageInfo.HasPreviousPage = last != nil && conn.TotalCount > 0
 		}
 	}
-	if ignoredEdges || (first != nil && *first == 0) || (last != nil && *last == 0) {
+	if noEdges {
 		return conn, nil
 	}
 	if _m, err = pager.applyCursors(_m, after, before); err != nil {
@@ -2036,7 +2042,8 @@ func (_m *ExamQuery) Paginate(
 	}
 	conn := &ExamConnection{Edges: []*ExamEdge{}}
 	ignoredEdges := !hasCollectedField(ctx, edgesField)
-	if hasCollectedField(ctx, totalCountField) || hasCollectedField(ctx, pageInfoField) {
+	noEdges := ignoredEdges || (first != nil && *first == 0) || (last != nil && *last == 0)
+	if hasCollectedField(ctx, totalCountField) || (noEdges && hasCollectedField(ctx, pageInfoField)) {
 		hasPagination := after != nil || first != nil || before != nil || last != nil
 		if hasPagination || ignoredEdges {
 			c := _m.Clone()
@@ -2048,7 +2055,7 @@ func (_m *ExamQuery) Paginate(
 			conn.PageInfo.HasPreviousPage = last != nil && conn.TotalCount > 0
 		}
 	}
-	if ignoredEdges || (first != nil && *first == 0) || (last != nil && *last == 0) {
+	if noEdges {
 		return conn, nil
 	}
 	if _m, err = pager.applyCursors(_m, after, before); err != nil {
@@ -2389,7 +2396,8 @@ func (_m *ExamCopyQuery) Paginate(
 	}
 	conn := &CopyConnection{Edges: []*CopyEdge{}}
 	ignoredEdges := !hasCollectedField(ctx, edgesField)
-	if hasCollectedField(ctx, totalCountField) || hasCollectedField(ctx, pageInfoField) {
+	noEdges := ignoredEdges || (first != nil && *first == 0) || (last != nil && *last == 0)
+	if hasCollectedField(ctx, totalCountField) || (noEdges && hasCollectedField(ctx, pageInfoField)) {
 		hasPagination := after != nil || first != nil || before != nil || last != nil
 		if hasPagination || ignoredEdges {
 			c := _m.Clone()
@@ -2401,7 +2409,7 @@ func (_m *ExamCopyQuery) Paginate(
 			conn.PageInfo.HasPreviousPage = last != nil && conn.TotalCount > 0
 		}
 	}
-	if ignoredEdges || (first != nil && *first == 0) || (last != nil && *last == 0) {
+	if noEdges {
 		return conn, nil
 	}
 	if _m, err = pager.applyCursors(_m, after, before); err != nil {
@@ -2739,7 +2747,8 @@ func (_m *GradingEventQuery) Paginate(
 	}
 	conn := &GradingEventConnection{Edges: []*GradingEventEdge{}}
 	ignoredEdges := !hasCollectedField(ctx, edgesField)
-	if hasCollectedField(ctx, totalCountField) || hasCollectedField(ctx, pageInfoField) {
+	noEdges := ignoredEdges || (first != nil && *first == 0) || (last != nil && *last == 0)
+	if hasCollectedField(ctx, totalCountField) || (noEdges && hasCollectedField(ctx, pageInfoField)) {
 		hasPagination := after != nil || first != nil || before != nil || last != nil
 		if hasPagination || ignoredEdges {
 			c := _m.Clone()
@@ -2751,7 +2760,7 @@ func (_m *GradingEventQuery) Paginate(
 			conn.PageInfo.HasPreviousPage = last != nil && conn.TotalCount > 0
 		}
 	}
-	if ignoredEdges || (first != nil && *first == 0) || (last != nil && *last == 0) {
+	if noEdges {
 		return conn, nil
 	}
 	if _m, err = pager.applyCursors(_m, after, before); err != nil {
@@ -3053,7 +3062,8 @@ func (_m *JobQuery) Paginate(
 	}
 	conn := &JobConnection{Edges: []*JobEdge{}}
 	ignoredEdges := !hasCollectedField(ctx, edgesField)
-	if hasCollectedField(ctx, totalCountField) || hasCollectedField(ctx, pageInfoField) {
+	noEdges := ignoredEdges || (first != nil && *first == 0) || (last != nil && *last == 0)
+	if hasCollectedField(ctx, totalCountField) || (noEdges && hasCollectedField(ctx, pageInfoField)) {
 		hasPagination := after != nil || first != nil || before != nil || last != nil
 		if hasPagination || ignoredEdges {
 			c := _m.Clone()
@@ -3065,7 +3075,7 @@ func (_m *JobQuery) Paginate(
 			conn.PageInfo.HasPreviousPage = last != nil && conn.TotalCount > 0
 		}
 	}
-	if ignoredEdges || (first != nil && *first == 0) || (last != nil && *last == 0) {
+	if noEdges {
 		return conn, nil
 	}
 	if _m, err = pager.applyCursors(_m, after, before); err != nil {
@@ -3302,7 +3312,8 @@ func (_m *QuestionScoreQuery) Paginate(
 	}
 	conn := &QuestionScoreConnection{Edges: []*QuestionScoreEdge{}}
 	ignoredEdges := !hasCollectedField(ctx, edgesField)
-	if hasCollectedField(ctx, totalCountField) || hasCollectedField(ctx, pageInfoField) {
+	noEdges := ignoredEdges || (first != nil && *first == 0) || (last != nil && *last == 0)
+	if hasCollectedField(ctx, totalCountField) || (noEdges && hasCollectedField(ctx, pageInfoField)) {
 		hasPagination := after != nil || first != nil || before != nil || last != nil
 		if hasPagination || ignoredEdges {
 			c := _m.Clone()
@@ -3314,7 +3325,7 @@ func (_m *QuestionScoreQuery) Paginate(
 			conn.PageInfo.HasPreviousPage = last != nil && conn.TotalCount > 0
 		}
 	}
-	if ignoredEdges || (first != nil && *first == 0) || (last != nil && *last == 0) {
+	if noEdges {
 		return conn, nil
 	}
 	if _m, err = pager.applyCursors(_m, after, before); err != nil {
@@ -3616,7 +3627,8 @@ func (_m *StudentQuery) Paginate(
 	}
 	conn := &StudentConnection{Edges: []*StudentEdge{}}
 	ignoredEdges := !hasCollectedField(ctx, edgesField)
-	if hasCollectedField(ctx, totalCountField) || hasCollectedField(ctx, pageInfoField) {
+	noEdges := ignoredEdges || (first != nil && *first == 0) || (last != nil && *last == 0)
+	if hasCollectedField(ctx, totalCountField) || (noEdges && hasCollectedField(ctx, pageInfoField)) {
 		hasPagination := after != nil || first != nil || before != nil || last != nil
 		if hasPagination || ignoredEdges {
 			c := _m.Clone()
@@ -3628,7 +3640,7 @@ func (_m *StudentQuery) Paginate(
 			conn.PageInfo.HasPreviousPage = last != nil && conn.TotalCount > 0
 		}
 	}
-	if ignoredEdges || (first != nil && *first == 0) || (last != nil && *last == 0) {
+	if noEdges {
 		return conn, nil
 	}
 	if _m, err = pager.applyCursors(_m, after, before); err != nil {
@@ -3984,7 +3996,8 @@ func (_m *UserQuery) Paginate(
 	}
 	conn := &UserConnection{Edges: []*UserEdge{}}
 	ignoredEdges := !hasCollectedField(ctx, edgesField)
-	if hasCollectedField(ctx, totalCountField) || hasCollectedField(ctx, pageInfoField) {
+	noEdges := ignoredEdges || (first != nil && *first == 0) || (last != nil && *last == 0)
+	if hasCollectedField(ctx, totalCountField) || (noEdges && hasCollectedField(ctx, pageInfoField)) {
 		hasPagination := after != nil || first != nil || before != nil || last != nil
 		if hasPagination || ignoredEdges {
 			c := _m.Clone()
@@ -3996,7 +4009,7 @@ func (_m *UserQuery) Paginate(
 			conn.PageInfo.HasPreviousPage = last != nil && conn.TotalCount > 0
 		}
 	}
-	if ignoredEdges || (first != nil && *first == 0) || (last != nil && *last == 0) {
+	if noEdges {
 		return conn, nil
 	}
 	if _m, err = pager.applyCursors(_m, after, before); err != nil {

@@ -37,8 +37,12 @@ func main() {
 			gen.FeatureNamedEdges,
 		},
 	}
+	// After the extension: a template defined again replaces entgql's.
+	paginate := gen.MustParse(gen.NewTemplate("paginate").Funcs(entgql.TemplateFuncs).
+		ParseFiles("./tools/entc/template/paginate.tmpl"))
 	if err := entc.Generate("./ent/schema", cfg, entc.Extensions(ex),
-		entc.TemplateFiles("./tools/entc/template/sqltx.tmpl")); err != nil {
+		entc.TemplateFiles("./tools/entc/template/sqltx.tmpl"),
+		func(cfg *gen.Config) error { cfg.Templates = append(cfg.Templates, paginate); return nil }); err != nil {
 		log.Fatalf("entc: generating: %v", err)
 	}
 }
