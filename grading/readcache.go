@@ -26,10 +26,20 @@ const readChunk = 500
 // readCache holds the score sheets and marking schemes one read-only operation
 // has loaded.
 type readCache struct {
-	mu      sync.Mutex // held while loading: the resolvers of a page wait for one load
+	// mu is held for writing while loading, so the resolvers of a page wait for
+	// one load; afterwards the page's hundreds of lookups only share it.
+	mu      sync.RWMutex
 	sheets  map[string]*scoreSheet
-	schemes map[string]scheme.Scheme // by exam id
+	schemes map[string]examScheme // by exam id
 }
+
+// examScheme is an exam's scheme with its leaves, computed once for its copies.
+type examScheme struct {
+	scheme scheme.Scheme
+	leaves []scheme.Leaf
+}
+
+func newExamScheme(sch scheme.Scheme) examScheme { return examScheme{sch, sch.Leaves()} }
 
 type readCacheKey struct{}
 
@@ -40,7 +50,7 @@ type readCacheKey struct{}
 func WithReadCache(ctx context.Context) context.Context {
 	return context.WithValue(ctx, readCacheKey{}, &readCache{
 		sheets:  map[string]*scoreSheet{},
-		schemes: map[string]scheme.Scheme{},
+		schemes: map[string]examScheme{},
 	})
 }
 
@@ -56,6 +66,12 @@ func readCacheFrom(ctx context.Context) *readCache {
 // the server's behalf: whatever a batch holds, it can only load scores the
 // caller may see. A copy the caller may not see gets an empty sheet.
 func (s *Service) cachedSheet(ctx context.Context, rc *readCache, c *ent.ExamCopy, batch Batch) (scoreSheet, error) {
+	rc.mu.RLock()
+	sh, ok := rc.sheets[c.ID]
+	rc.mu.RUnlock()
+	if ok {
+		return *sh, nil
+	}
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	if sh, ok := rc.sheets[c.ID]; ok {
@@ -89,7 +105,8 @@ func (s *Service) cachedSheet(ctx context.Context, rc *readCache, c *ent.ExamCop
 		}
 	}
 	for _, o := range todo {
-		sh := newScoreSheet(rc.schemes[o.ExamID], scores[o.ID])
+		ex := rc.schemes[o.ExamID]
+		sh := sheetOf(ex.scheme, ex.leaves, scores[o.ID])
 		rc.sheets[o.ID] = &sh
 	}
 	return *rc.sheets[c.ID], nil
@@ -105,7 +122,7 @@ func (s *Service) loadSchemes(ctx context.Context, rc *readCache, copies []*ent.
 			continue
 		}
 		if ex, err := c.Edges.ExamOrErr(); err == nil {
-			rc.schemes[c.ExamID] = ex.Scheme
+			rc.schemes[c.ExamID] = newExamScheme(ex.Scheme)
 			continue
 		}
 		missing = append(missing, c.ExamID)
@@ -118,7 +135,7 @@ func (s *Service) loadSchemes(ctx context.Context, rc *readCache, copies []*ent.
 		return fmt.Errorf("read the schemes of %d exams: %w", len(missing), err)
 	}
 	for _, ex := range exams {
-		rc.schemes[ex.ID] = ex.Scheme
+		rc.schemes[ex.ID] = newExamScheme(ex.Scheme)
 	}
 	for _, id := range missing {
 		if _, ok := rc.schemes[id]; !ok {

@@ -209,7 +209,12 @@ type scoreSheet struct {
 }
 
 func newScoreSheet(sch scheme.Scheme, scores []*ent.QuestionScore) scoreSheet {
-	sheet := scoreSheet{scheme: sch, leaves: sch.Leaves(), all: scores, scores: map[string]*ent.QuestionScore{}}
+	return sheetOf(sch, sch.Leaves(), scores)
+}
+
+// sheetOf is newScoreSheet with the scheme's leaves already listed (shared, read-only).
+func sheetOf(sch scheme.Scheme, leaves []scheme.Leaf, scores []*ent.QuestionScore) scoreSheet {
+	sheet := scoreSheet{scheme: sch, leaves: leaves, all: scores, scores: make(map[string]*ent.QuestionScore, len(scores))}
 	for _, q := range scores {
 		sheet.scores[q.QuestionID] = q
 	}
