@@ -47,6 +47,10 @@ type StatusEvent struct {
 	// reassignment: From == Status) and names the new corrector;
 	// PreviousCorrectorID the one the copy was taken from, if any.
 	CorrectorID, PreviousCorrectorID string
+	// AssigneeID is the copy's corrector once the change is committed ("" when
+	// unassigned). Subscribers decide from it which teachers may hear the
+	// event: as things stood at commit, not when the event is delivered.
+	AssigneeID string
 }
 
 // Audit-trail actions (GradingEvent.action) recorded by this package.

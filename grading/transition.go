@@ -69,6 +69,9 @@ func joinStatuses(ss []examcopy.Status) string {
 // statusEvent is what transition's caller publishes once committed.
 func statusEvent(ctx context.Context, from examcopy.Status, c *ent.ExamCopy) StatusEvent {
 	ev := StatusEvent{ExamID: c.ExamID, CopyID: c.ID, From: from, Status: c.Status, CopyVersion: c.Version, At: c.UpdatedAt}
+	if c.AssignedCorrectorID != nil {
+		ev.AssigneeID = *c.AssignedCorrectorID
+	}
 	if id := actorID(ctx); id != nil {
 		ev.ActorID = *id
 	}

@@ -106,8 +106,12 @@ func (s *Service) IdentifyCopy(ctx context.Context, copyID, studentID string) (*
 	}
 	c = c.Unwrap()
 	if from != c.Status && s.pub != nil {
-		s.pub.CopyStatusChanged(afterCommit(ctx), grading.StatusEvent{ExamID: c.ExamID, CopyID: c.ID, From: from,
-			Status: c.Status, CopyVersion: c.Version, ActorID: v.UserID, At: c.UpdatedAt})
+		ev := grading.StatusEvent{ExamID: c.ExamID, CopyID: c.ID, From: from,
+			Status: c.Status, CopyVersion: c.Version, ActorID: v.UserID, At: c.UpdatedAt}
+		if c.AssignedCorrectorID != nil {
+			ev.AssigneeID = *c.AssignedCorrectorID
+		}
+		s.pub.CopyStatusChanged(afterCommit(ctx), ev)
 	}
 	return c, nil
 }
@@ -296,7 +300,7 @@ func (s *Service) DispatchCopies(ctx context.Context, examID string) (*DispatchR
 			slices.SortFunc(done, func(a, b *ent.ExamCopy) int { return pos[a.ID] - pos[b.ID] })
 			for _, c := range done {
 				published = append(published, grading.StatusEvent{ExamID: examID, CopyID: c.ID, From: c.Status,
-					Status: c.Status, CopyVersion: c.Version, ActorID: v.UserID, At: now, CorrectorID: assignedTo[c.ID]})
+					Status: c.Status, CopyVersion: c.Version, ActorID: v.UserID, At: now, CorrectorID: assignedTo[c.ID], AssigneeID: assignedTo[c.ID]})
 			}
 		}
 		return nil
@@ -382,7 +386,7 @@ func (s *Service) ReassignCopy(ctx context.Context, copyID, correctorID string) 
 	if moved && s.pub != nil {
 		s.pub.CopyStatusChanged(afterCommit(ctx), grading.StatusEvent{ExamID: c.ExamID, CopyID: c.ID, From: c.Status,
 			Status: c.Status, CopyVersion: c.Version, ActorID: v.UserID, At: c.UpdatedAt,
-			CorrectorID: correctorID, PreviousCorrectorID: previous})
+			CorrectorID: correctorID, PreviousCorrectorID: previous, AssigneeID: correctorID})
 	}
 	return c, nil
 }

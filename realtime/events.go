@@ -131,6 +131,8 @@ type statusMessage struct {
 	// Set for assignments only.
 	CorrectorID         string `json:"correctorId,omitempty"`
 	PreviousCorrectorID string `json:"previousCorrectorId,omitempty"`
+	// The copy's corrector after the change, on every message: who may hear it.
+	AssigneeID string `json:"assigneeId,omitempty"`
 }
 
 type jobMessage struct {

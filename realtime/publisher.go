@@ -48,7 +48,7 @@ func (p *Publisher) CopyLockChanged(ctx context.Context, ev grading.LockEvent) {
 func (p *Publisher) CopyStatusChanged(ctx context.Context, ev grading.StatusEvent) {
 	p.publish(ctx, examStatusTopic(ev.ExamID), statusMessage{ExamID: ev.ExamID, CopyID: ev.CopyID,
 		From: ev.From, Status: ev.Status, Version: ev.CopyVersion, At: ev.At.UTC(),
-		CorrectorID: ev.CorrectorID, PreviousCorrectorID: ev.PreviousCorrectorID})
+		CorrectorID: ev.CorrectorID, PreviousCorrectorID: ev.PreviousCorrectorID, AssigneeID: ev.AssigneeID})
 }
 
 // JobChanged tells jobProgress subscribers that a job's row changed (state or

@@ -191,6 +191,63 @@ func TestStatusEventRacingTheSnapshotIsDropped(t *testing.T) {
 	})
 }
 
+// A teacher hears a copy's status change if the copy was theirs when the
+// change committed (or it was just taken from them), not if it is theirs when
+// the event is delivered: a reassignment committing in between must not hand
+// the new corrector the copy's earlier events.
+func TestStatusEventVisibilityIsDecidedAtCommit(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		f := newFixture(t, d)
+		sys := rules.System(context.Background())
+		paul, err := d.Client.User.Create().SetEmail("paul@school.example").SetName("paul").
+			SetRole(user.RoleTEACHER).SetPasswordHash("x").Save(sys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Client.Exam.UpdateOneID(f.exam.ID).AddCorrectors(paul).Exec(sys); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		subscribe := func(u *ent.User, want int) <-chan *realtime.CopyStatusEvent {
+			ch, err := f.rt.CopyStatusChanged(viewer.NewContext(ctx, viewer.FromContext(as(u))), f.exam.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if snap := recv(t, ch); snap.Kind != realtime.StatusSnapshot || len(snap.Copies) != want {
+				t.Fatalf("%s: want a snapshot of %d copies, got %+v", u.Name, want, snap)
+			}
+			return ch
+		}
+		marieCh, paulCh := subscribe(f.teacher, 1), subscribe(paul, 0)
+
+		// STAGING→READY commits while the copy is Marie's; its event is held back.
+		if _, err := f.late.MarkCopyReady(as(f.admin), f.copy.ID); err != nil {
+			t.Fatal(err)
+		}
+		ready := f.rec.status[0]
+		// The copy moves to Paul before that event is delivered.
+		if err := d.Client.ExamCopy.UpdateOneID(f.copy.ID).SetAssignedCorrectorID(paul.ID).AddVersion(1).Exec(sys); err != nil {
+			t.Fatal(err)
+		}
+		f.pub.CopyStatusChanged(context.Background(), ready)
+		moved := grading.StatusEvent{ExamID: f.exam.ID, CopyID: f.copy.ID, From: examcopy.StatusREADY,
+			Status: examcopy.StatusREADY, CopyVersion: ready.CopyVersion + 1, At: ready.At,
+			CorrectorID: paul.ID, PreviousCorrectorID: f.teacher.ID, AssigneeID: paul.ID}
+		f.pub.CopyStatusChanged(context.Background(), moved)
+
+		if ev := recv(t, paulCh); ev.Kind != realtime.StatusAssigned || *ev.Version != moved.CopyVersion {
+			t.Fatalf("paul: want the reassignment first (READY was Marie's copy's change), got %+v", ev)
+		}
+		if ev := recv(t, marieCh); ev.Kind != realtime.StatusChanged || *ev.Version != ready.CopyVersion {
+			t.Fatalf("marie: want her copy's READY, got %+v", ev)
+		}
+		if ev := recv(t, marieCh); ev.Kind != realtime.StatusAssigned || *ev.PreviousCorrectorID != f.teacher.ID {
+			t.Fatalf("marie: want to be told the copy left her, got %+v", ev)
+		}
+	})
+}
+
 // A subscriber that falls behind loses notifications, not the publisher's
 // time: it gets a fresh SNAPSHOT instead, showing the current state.
 func TestLaggingSubscriberGetsAFreshSnapshot(t *testing.T) {
