@@ -43,7 +43,8 @@ func newGraphQLHandler(services graph.Services, log *zap.Logger, production bool
 	srv.Use(extension.Introspection{})
 	srv.Use(queryLimitsExt{limits: DefaultQueryLimits, es: es}) // depth, aliases, complexity, length, page size
 	srv.SetDisableSuggestion(production)
-	srv.SetErrorPresenter(errorPresenter(log, rep))
+	present := errorPresenter(log, rep)
+	srv.SetErrorPresenter(present)
 	srv.SetRecoverFunc(func(ctx context.Context, p any) error {
 		log.Error("resolver panic", zap.Any("panic", p), zap.String("request_id", httpctx.RequestID(ctx)),
 			zap.ByteString("stack", debug.Stack()))
@@ -53,6 +54,7 @@ func newGraphQLHandler(services graph.Services, log *zap.Logger, production bool
 	})
 	srv.AroundResponses(normalizeCodes)
 	srv.AroundRootFields(requirePasswordChange)
-	srv.AroundOperations(graph.ReadCache) // a page's grades in a fixed number of statements
+	srv.AroundOperations(requirePasswordChangeToSubscribe(present)) // root-field middleware skips subscriptions
+	srv.AroundOperations(graph.ReadCache)                           // a page's grades in a fixed number of statements
 	return srv
 }
