@@ -10,7 +10,11 @@ import (
 const (
 	// liveBuffer is how many events a goroutine-free stream holds for a slow
 	// WebSocket writer before it falls back to a resync (a fresh snapshot).
-	liveBuffer = 8
+	// Lock changes come in bursts (a class's correctors opening their copies
+	// at the start of a session): with 8, `make load` saw 366 of 500
+	// subscribers resync under 30 teachers grading, though every event reached
+	// them within 170 ms. 32 pointers cost 192 B more per subscription.
+	liveBuffer = 32
 	// liveQueue is how many notifications a stream keeps while it reads a
 	// snapshot; more than that and it reads the snapshot again instead.
 	liveQueue = 16
