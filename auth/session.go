@@ -171,6 +171,18 @@ type sessionRow struct {
 	MustChangePassword bool       `sql:"user_must_change_password"`
 }
 
+// viewerColumns selects from the joined users table u what a Viewer is made
+// of, named <prefix>_name, <prefix>_role, <prefix>_active and
+// <prefix>_must_change_password: a session and an API token authenticate in
+// one statement with their user.
+func viewerColumns(u *sql.SelectTable, prefix string) []string {
+	return []string{
+		sql.As(u.C(user.FieldName), prefix+"_name"), sql.As(u.C(user.FieldRole), prefix+"_role"),
+		sql.As(u.C(user.FieldActive), prefix+"_active"),
+		sql.As(u.C(user.FieldMustChangePassword), prefix+"_must_change_password"),
+	}
+}
+
 func (s *Service) authenticateSession(ctx context.Context, token string) (*viewer.Viewer, error) {
 	var rows []sessionRow
 	err := s.client.Session.Query().
@@ -179,11 +191,9 @@ func (s *Service) authenticateSession(ctx context.Context, token string) (*viewe
 		Modify(func(q *sql.Selector) {
 			u := sql.Table(user.Table).As("u")
 			q.Join(u).On(q.C(session.FieldUserID), u.C(user.FieldID))
-			q.Select(q.C(session.FieldID), q.C(session.FieldLastSeenAt), q.C(session.FieldExpiresAt),
-				q.C(session.FieldAbsoluteExpiresAt), q.C(session.FieldRevokedAt), q.C(session.FieldUserID),
-				sql.As(u.C(user.FieldName), "user_name"), sql.As(u.C(user.FieldRole), "user_role"),
-				sql.As(u.C(user.FieldActive), "user_active"),
-				sql.As(u.C(user.FieldMustChangePassword), "user_must_change_password"))
+			q.Select(append([]string{q.C(session.FieldID), q.C(session.FieldLastSeenAt), q.C(session.FieldExpiresAt),
+				q.C(session.FieldAbsoluteExpiresAt), q.C(session.FieldRevokedAt), q.C(session.FieldUserID)},
+				viewerColumns(u, "user")...)...)
 		}).
 		Scan(rules.System(ctx), &rows)
 	switch {

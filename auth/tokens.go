@@ -183,11 +183,9 @@ func (s *Service) authenticateAPIToken(ctx context.Context, secret string) (*vie
 		Modify(func(q *sql.Selector) {
 			u := sql.Table(user.Table).As("u")
 			q.Join(u).On(q.C(apitoken.FieldOwnerID), u.C(user.FieldID))
-			q.Select(q.C(apitoken.FieldID), q.C(apitoken.FieldScopes), q.C(apitoken.FieldExpiresAt),
-				q.C(apitoken.FieldLastUsedAt), q.C(apitoken.FieldRevokedAt), q.C(apitoken.FieldOwnerID),
-				sql.As(u.C(user.FieldName), "owner_name"), sql.As(u.C(user.FieldRole), "owner_role"),
-				sql.As(u.C(user.FieldActive), "owner_active"),
-				sql.As(u.C(user.FieldMustChangePassword), "owner_must_change_password"))
+			q.Select(append([]string{q.C(apitoken.FieldID), q.C(apitoken.FieldScopes), q.C(apitoken.FieldExpiresAt),
+				q.C(apitoken.FieldLastUsedAt), q.C(apitoken.FieldRevokedAt), q.C(apitoken.FieldOwnerID)},
+				viewerColumns(u, "owner")...)...)
 		}).
 		Scan(rules.System(ctx), &rows)
 	switch {
