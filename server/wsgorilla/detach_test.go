@@ -72,10 +72,12 @@ func TestDetachGoroutinesPerSocket(t *testing.T) {
 	}
 	eventually(t, "the upgrade handlers to return", func() bool { return e.inHandler.Load() == 0 })
 	// The client's side of each socket parks no goroutine (gorilla reads
-	// only when asked), so the delta is the server's.
-	if per := float64(runtime.NumGoroutine()-before) / n; per > 3 {
-		t.Fatalf("%.2f goroutines per socket with one subscription, want at most 3", per)
-	}
+	// only when asked), so the delta is the server's. Waited for: net/http's
+	// connection goroutine outlives the hijacking handler by a moment, and
+	// make test once counted one (3.05 per socket); what must hold is the
+	// steady state.
+	perSocket := func() float64 { return float64(runtime.NumGoroutine()-before) / n }
+	eventually(t, "at most 3 goroutines per socket with one subscription", func() bool { return perSocket() <= 3 })
 	for _, c := range conns {
 		_ = c.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(1000, ""))
 		_ = c.Close()
