@@ -111,10 +111,11 @@ func (a *App) routes() http.Handler {
 	gql.AddTransport(wsgorilla.Detach(m.websocket(a.websocketTransport()), wsgorilla.DetachOptions{
 		OnPanic: a.socketPanicked,
 		// As documented on Exchange: no writer over WebSocket. The net/http
-		// response behind it (and its connection state) can then be freed.
-		Upgraded: func(ctx context.Context) {
-			if x := httpctx.FromContext(ctx); x != nil {
-				x.Writer = nil
+		// response behind it (and its connection state) and the full upgrade
+		// request can then be freed.
+		Upgraded: func(r *http.Request) {
+			if x := httpctx.FromContext(r.Context()); x != nil {
+				x.Writer, x.Request = nil, r
 			}
 		},
 	}))

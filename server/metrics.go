@@ -231,23 +231,30 @@ func (m *metrics) labels(oc *graphql.OperationContext) *operationLabels {
 	return l
 }
 
-// aroundOperations keeps the active subscriptions gauge.
+// aroundOperations keeps the active subscriptions gauge. gqlgen calls a
+// subscription's response handler until it returns nil, which it does once
+// the stream ended or the subscription's context was cancelled (client stop,
+// socket closed, shutdown); a panic ends it too. No context.AfterFunc: it
+// would keep one more context per subscription in memory.
 func (m *metrics) aroundOperations(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
 	oc := graphql.GetOperationContext(ctx)
 	if oc == nil || oc.Operation == nil || oc.Operation.Operation != ast.Subscription {
 		return next(ctx)
 	}
-	m.subs.Inc()
-	var once sync.Once
-	done := func() { once.Do(m.subs.Dec) }
-	context.AfterFunc(ctx, done) // no goroutine parked per subscription
 	h := next(ctx)
-	return func(ctx context.Context) *graphql.Response {
-		r := h(ctx)
-		if r == nil {
-			done()
+	m.subs.Inc()
+	ended := false // only the subscription's goroutine calls the handler
+	return func(ctx context.Context) (r *graphql.Response) {
+		if ended {
+			return h(ctx)
 		}
-		return r
+		defer func() {
+			if r == nil { // also when h panics: the subscription is over
+				ended = true
+				m.subs.Dec()
+			}
+		}()
+		return h(ctx)
 	}
 }
 

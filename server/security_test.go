@@ -117,31 +117,31 @@ func TestMetricsWebSocket(t *testing.T) {
 		_, _ = b.ReadFrom(resp.Body)
 		return b.String()
 	}
+	deadline := time.Now().Add(wsWait)
+	gauges := func(conns, subs int) {
+		t.Helper()
+		want := []string{fmt.Sprintf("korrigo_websocket_connections %d\n", conns), fmt.Sprintf("korrigo_graphql_subscriptions %d\n", subs)}
+		for {
+			m := scrape()
+			if strings.Contains(m, want[0]) && strings.Contains(m, want[1]) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("want %q and %q, gauges:\n%s", want[0], want[1], grepLines(m, "korrigo_"))
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 	c := mustDial(t, env, dialOpts{})
 	c.init(bearer(token))
-	c.subscribe(`subscription($e: ID!) { copyLockChanged(examId: $e) { __typename } }`, map[string]any{"e": ex.ID})
-	deadline := time.Now().Add(wsWait)
-	for {
-		m := scrape()
-		if strings.Contains(m, "korrigo_websocket_connections 1") && strings.Contains(m, "korrigo_graphql_subscriptions 1") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("gauges after one socket and one subscription:\n%s", grepLines(m, "korrigo_"))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	_ = c.ws.Close()
-	for {
-		m := scrape()
-		if strings.Contains(m, "korrigo_websocket_connections 0") && strings.Contains(m, "korrigo_graphql_subscriptions 0") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("gauges after the socket closed:\n%s", grepLines(m, "korrigo_"))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	q := `subscription($e: ID!) { copyLockChanged(examId: $e) { __typename } }`
+	first := c.subscribe(q, map[string]any{"e": ex.ID})
+	c.subscribe(q, map[string]any{"e": ex.ID})
+	gauges(1, 2)
+	c.send("complete", first, nil) // the client stops one
+	gauges(1, 1)
+	_ = c.ws.Close() // the other ends with the socket
+	gauges(0, 0)
 }
 
 func grepLines(s, prefix string) string {

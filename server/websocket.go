@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"errors"
-	"net/http"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -49,9 +48,9 @@ func (a *App) websocketTransport() transport.Websocket {
 			// graphql-transport-ws peer silent for 2 intervals); gqlgen's
 			// own pingers would park two goroutines per connection.
 			PingInterval: ping,
-			OnProtocolClose: func(r *http.Request, code int, reason string) {
+			OnProtocolClose: func(ctx context.Context, code int, reason string) {
 				log.Info("websocket closed for a protocol violation", zap.Int("code", code), zap.String("reason", reason),
-					zap.String("request_id", httpctx.RequestID(r.Context())))
+					zap.String("request_id", httpctx.RequestID(ctx)))
 			},
 		}),
 		InitFunc: websocketInit(a.Services.Auth, log, newSocketAuth(a.Services.Auth, log, a.Config.WSAuthInterval)),

@@ -35,8 +35,9 @@ var (
 )
 
 type conn struct {
-	ws   *websocket.Conn
-	req  *http.Request
+	ws *websocket.Conn
+	// ctx is the upgrade request's context: the socket's, for the hooks.
+	ctx  context.Context
 	opts *Options
 
 	// gqlgen serialises its own writes, but the adapter also writes (pong
@@ -55,11 +56,14 @@ type conn struct {
 	initTimer   *time.Timer
 	pingTimer   *time.Timer // Options.PingInterval, from connection_ack on
 	linger      *time.Timer
-	stopWatch   func() bool
+	// stopWatch ends the watch of ctx that closes the socket on shutdown
+	// before connection_ack; nil once acked (gqlgen's closeOnCancel then
+	// owns that), so a running socket does not keep the watch in memory.
+	stopWatch func() bool
 }
 
 func newConn(ws *websocket.Conn, r *http.Request, opts *Options) *conn {
-	c := &conn{ws: ws, req: r, opts: opts, subprotocol: ws.Subprotocol()}
+	c := &conn{ws: ws, ctx: r.Context(), opts: opts, subprotocol: ws.Subprotocol()}
 	ws.SetReadLimit(opts.ReadLimit)
 	if c.subprotocol == "" {
 		// gqlgen would fall back to graphql-ws; graphql-ws's reference server
@@ -72,14 +76,17 @@ func newConn(ws *websocket.Conn, r *http.Request, opts *Options) *conn {
 		c.sess = newSession(d)
 	}
 
+	if c.sess == nil {
+		return c // gqlgen runs it from the start: its closeOnCancel ends it
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.sess != nil && opts.InitTimeout > 0 {
+	if opts.InitTimeout > 0 {
 		c.initTimer = time.AfterFunc(opts.InitTimeout, c.initExpired)
 	}
 	// gqlgen notices a cancelled request context only once the connection
 	// runs; before connection_ack the adapter must end it on shutdown.
-	c.stopWatch = context.AfterFunc(r.Context(), c.contextDone)
+	c.stopWatch = context.AfterFunc(c.ctx, c.contextDone)
 	return c
 }
 
@@ -225,8 +232,8 @@ func (c *conn) WriteJSON(v any) error {
 	send := !c.closeSent && !c.closed
 	if send && c.sess != nil {
 		send = c.sess.server(env.typ, env.id)
-		if c.sess.acked && c.pingTimer == nil && c.opts.PingInterval > 0 {
-			c.startPingsLocked()
+		if c.sess.acked {
+			c.runningLocked()
 		}
 	}
 	c.mu.Unlock()
@@ -296,7 +303,7 @@ func (c *conn) closeLocally(code int, reason string, violation bool) {
 
 	_ = c.sendClose(code, reason)
 	if violation && c.opts.OnProtocolClose != nil {
-		c.opts.OnProtocolClose(c.req, code, reason)
+		c.opts.OnProtocolClose(c.ctx, code, reason)
 	}
 	// gqlgen may be blocked in NextReader; Close lets it return once the
 	// client answers or the grace period ends.
@@ -314,10 +321,22 @@ func (c *conn) initExpired() {
 
 func (c *conn) contextDone() {
 	c.mu.Lock()
-	running := c.sess == nil || c.sess.acked
+	running := c.sess.acked
 	c.mu.Unlock()
 	if !running { // once acked, gqlgen's closeOnCancel owns this
 		c.closeLocally(closeGoingAway, "server shutting down", false)
+	}
+}
+
+// runningLocked hands the socket over from the adapter's start-up watch to
+// the keep-alive once gqlgen has acked connection_init.
+func (c *conn) runningLocked() {
+	if c.stopWatch != nil {
+		c.stopWatch()
+		c.stopWatch = nil
+	}
+	if c.pingTimer == nil && c.opts.PingInterval > 0 {
+		c.startPingsLocked()
 	}
 }
 

@@ -35,8 +35,14 @@ func WithServerContext(ctx context.Context) context.Context {
 // the server context (WithServerContext) instead of the request, which
 // net/http cancels when the handler returns. It ends when the socket's loop
 // returns, so what watches it (context.AfterFunc, gqlgen's closeOnCancel)
-// still sees the socket close. The request the socket keeps has no body (the
-// body reader of a handler chain usually holds its ResponseWriter).
+// still sees the socket close.
+//
+// The request gqlgen gets once the socket is upgraded is a copy that keeps
+// only the request line and the peer's address: no headers (gqlgen would keep
+// every header of the upgrade, cookies and a browser's dozen others, for the
+// socket's life; what the HTTP chain needed of them is in the context by
+// then) and no body (the body reader of a handler chain usually holds its
+// ResponseWriter).
 func Detach(ws transport.Websocket, opts DetachOptions) graphql.Transport {
 	return detached{ws: ws, opts: opts}
 }
@@ -47,10 +53,10 @@ type DetachOptions struct {
 	// under the HTTP chain's recover; the socket is closed.
 	OnPanic func(ctx context.Context, p any)
 	// Upgraded, if set, runs in the HTTP handler right after the upgrade,
-	// with the socket's context: the place to let go of what the context's
-	// values hold of the HTTP response (a ResponseWriter), which the socket
-	// never writes to and would otherwise keep in memory for its whole life.
-	Upgraded func(ctx context.Context)
+	// with the request the socket keeps: the place to let go of what the
+	// context's values hold of the HTTP exchange (its ResponseWriter, the full
+	// request), which would otherwise stay in memory for the socket's life.
+	Upgraded func(r *http.Request)
 }
 
 type detached struct {
@@ -64,13 +70,13 @@ func (d detached) Supports(r *http.Request) bool { return d.ws.Supports(r) }
 
 func (d detached) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
 	ctx, cancel := detachContext(r.Context())
-	r = r.WithContext(ctx)
-	r.Body = http.NoBody
+	upgrade := r.WithContext(ctx)
+	upgrade.Body = http.NoBody
 	impl := d.ws.Implementation
 	if impl == nil {
 		impl = transport.CoderWebsocketImplementation{}
 	}
-	conn, err := impl.Accept(w, r, transport.WebsocketAcceptOptions{
+	conn, err := impl.Accept(w, upgrade, transport.WebsocketAcceptOptions{
 		ResponseHeader: http.Header{},
 		Subprotocols:   gqlgenSubprotocols,
 	})
@@ -79,8 +85,9 @@ func (d detached) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphE
 		transport.SendErrorf(w, http.StatusBadRequest, "unable to upgrade") // as gqlgen answers
 		return
 	}
+	r = socketRequest(ctx, r)
 	if d.opts.Upgraded != nil {
-		d.opts.Upgraded(ctx)
+		d.opts.Upgraded(r)
 	}
 	ws := d.ws
 	ws.Implementation = accepted{conn}
@@ -97,6 +104,17 @@ func (d detached) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphE
 		// gqlgen writes to w only when Accept fails, which accepted cannot.
 		ws.Do(nil, r, exec)
 	}()
+}
+
+// socketRequest is what a socket keeps of its upgrade request r: the request
+// line and the peer, under ctx.
+func socketRequest(ctx context.Context, r *http.Request) *http.Request {
+	kept := http.Request{
+		Method: r.Method, URL: r.URL, Proto: r.Proto, ProtoMajor: r.ProtoMajor, ProtoMinor: r.ProtoMinor,
+		Header: http.Header{}, Body: http.NoBody, Host: r.Host, RemoteAddr: r.RemoteAddr, RequestURI: r.RequestURI,
+		TLS: r.TLS,
+	}
+	return kept.WithContext(ctx)
 }
 
 // detachContext keeps parent's values and takes its cancellation from the

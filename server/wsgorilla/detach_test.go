@@ -2,6 +2,8 @@ package wsgorilla_test
 
 import (
 	"context"
+	"net/http"
+	"reflect"
 	"runtime"
 	"sync/atomic"
 	"testing"
@@ -145,4 +147,41 @@ func TestDetachPanic(t *testing.T) {
 	}
 	eventually(t, "the panic to be reported", func() bool { return reported.Load() == "boom" })
 	e.connect(transportWS)
+}
+
+// Once upgraded, a detached socket keeps of its request only the request
+// line and the peer: gqlgen hands the request's headers to every operation
+// and would keep all of them (cookies included) for the socket's life.
+func TestDetachKeepsNoHeaders(t *testing.T) {
+	kept := make(chan *http.Request, 1)
+	opHeaders := make(chan http.Header, 1)
+	e := newEnvWith(t, wsgorilla.Options{}, nil, func(ws transport.Websocket) graphql.Transport {
+		return wsgorilla.Detach(ws, wsgorilla.DetachOptions{
+			Upgraded: func(r *http.Request) { kept <- r },
+		})
+	})
+	e.gql.AroundOperations(func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
+		opHeaders <- graphql.GetOperationContext(ctx).Headers
+		return next(ctx)
+	})
+	h := http.Header{"User-Agent": {"korrigo-test/1"}, "Cookie": {"korrigo_session=secret"}, "X-Other": {"1"}}
+	c, _, err := e.dialHeader(h, transportWS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	send(t, c, msg{Type: "connection_init"})
+	expect(t, c, "connection_ack", "")
+	e.subscribe(c, transportWS, "1")
+
+	want := http.Header{}
+	if got := <-opHeaders; !reflect.DeepEqual(got, want) {
+		t.Fatalf("an operation on the socket sees headers %v; want %v", got, want)
+	}
+	r := <-kept
+	if !reflect.DeepEqual(r.Header, want) || r.Body != http.NoBody || r.Method != http.MethodGet || r.RemoteAddr == "" {
+		t.Fatalf("the socket's request: method %q, peer %q, headers %v, body %v", r.Method, r.RemoteAddr, r.Header, r.Body)
+	}
+	if err := r.Context().Err(); err != nil {
+		t.Fatalf("the socket's request has the ended handler's context: %v", err)
+	}
 }

@@ -1,6 +1,7 @@
 package wsgorilla
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -15,7 +16,11 @@ const (
 	DefaultWriteTimeout     = 10 * time.Second
 	DefaultHandshakeTimeout = 10 * time.Second
 	DefaultCloseGrace       = time.Second
-	DefaultReadBufferSize   = 512
+	// DefaultReadBufferSize is gorilla's minimum (a control frame's
+	// payload): clients mostly send pongs, and a subscribe message costs
+	// a few more reads, where a larger buffer would be held by every idle
+	// socket.
+	DefaultReadBufferSize = 125
 )
 
 // Options configures the adapter. The zero value is usable and safe: same-origin
@@ -34,7 +39,7 @@ type Options struct {
 	ReadLimit int64
 
 	// ReadBufferSize and WriteBufferSize size gorilla's I/O buffers (defaults:
-	// 512 B and 4 KiB). Write buffers come from a pool, so idle connections
+	// 125 B and 4 KiB). Write buffers come from a pool, so idle connections
 	// hold none; the read buffer is held for the life of the connection, and
 	// larger messages are read through it in several steps. The buffers of
 	// the hijacked HTTP connection are released after the upgrade.
@@ -74,7 +79,8 @@ type Options struct {
 	// 4409, 4429, …). gqlgen does not report failures before connection_ack
 	// anywhere else, and its CloseFunc then receives its own code (1002 or
 	// 1000), not the one on the wire: this is the hook for logs and metrics.
-	OnProtocolClose func(r *http.Request, code int, reason string)
+	// ctx is the upgrade request's.
+	OnProtocolClose func(ctx context.Context, code int, reason string)
 }
 
 func (o Options) withDefaults() Options {

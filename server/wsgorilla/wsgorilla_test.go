@@ -239,7 +239,7 @@ func TestInitTimeout(t *testing.T) {
 			hooked := make(chan struct{})
 			opts := wsgorilla.Options{
 				InitTimeout: 50 * time.Millisecond,
-				OnProtocolClose: func(_ *http.Request, code int, _ string) {
+				OnProtocolClose: func(_ context.Context, code int, _ string) {
 					hookCode = code
 					close(hooked)
 				},
