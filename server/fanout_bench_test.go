@@ -76,6 +76,11 @@ type fanout struct {
 	perConnB float64
 	// stackShare is the part of perConnB that is goroutine stacks.
 	stackShare float64
+	// liveB is perConnB counting live heap objects instead of the heap spans
+	// in use: the difference is free space in spans that also hold live
+	// objects, which after a burst of connections is about GOGC% of the
+	// garbage their set-up made in the last GC cycle.
+	liveB float64
 	perConnG   float64
 
 	mu        sync.Mutex
@@ -110,7 +115,7 @@ func startFanout(b *testing.B, n int) *fanout {
 	if err := json.Unmarshal([]byte(f.reply(b)), &f.setup); err != nil {
 		b.Fatal(err)
 	}
-	heap0, stack0 := f.mem(b)
+	heap0, stack0, live0 := f.mem(b)
 	gBefore := f.goroutines(b)
 
 	url := "ws" + strings.TrimPrefix(f.setup.URL, "http") + "/graphql"
@@ -142,9 +147,10 @@ func startFanout(b *testing.B, n int) *fanout {
 		b.Fatalf("connect: %v", err)
 	}
 	time.Sleep(500 * time.Millisecond) // let the server's per-connection work settle
-	heap1, stack1 := f.mem(b)
+	heap1, stack1, live1 := f.mem(b)
 	f.perConnB = float64(heap1+stack1-heap0-stack0) / float64(n)
 	f.stackShare = float64(stack1-stack0) / float64(heap1+stack1-heap0-stack0)
+	f.liveB = float64(live1+stack1-live0-stack0) / float64(n)
 	f.perConnG = float64(f.goroutines(b)-gBefore) / float64(n)
 	if dir := os.Getenv("KORRIGO_FANOUT_PPROF"); dir != "" {
 		f.command(b, fmt.Sprintf("profile %s %d", dir, n))
@@ -172,13 +178,14 @@ func (f *fanout) command(b testing.TB, c string) string {
 	return f.reply(b)
 }
 
-// mem returns the server's heap and goroutine stacks in use.
-func (f *fanout) mem(b testing.TB) (heap, stack int64) {
-	var v [2]int64
+// mem returns the server's heap spans and goroutine stacks in use, and its
+// live heap objects.
+func (f *fanout) mem(b testing.TB) (heap, stack, live int64) {
+	var v [3]int64
 	if err := json.Unmarshal([]byte(f.command(b, "mem")), &v); err != nil {
 		b.Fatal(err)
 	}
-	return v[0], v[1]
+	return v[0], v[1], v[2]
 }
 
 func (f *fanout) goroutines(b testing.TB) int64 {
@@ -305,13 +312,14 @@ func (f *fanout) run(b *testing.B) {
 	b.ReportMetric(pct(0.50), "p50-ms")
 	b.ReportMetric(pct(0.99), "p99-ms")
 	b.ReportMetric(f.perConnB/1024, "KB/idle-conn")
+	b.ReportMetric(f.liveB/1024, "live-KB/idle-conn")
 	b.ReportMetric(f.perConnG, "goroutines/conn")
 	b.ReportMetric(perEvent(srv1-srv0), "server-cpu-ms/event")
 	b.ReportMetric(perEvent(cli1-cli0), "client-cpu-ms/event")
 	b.Logf("broker=%s subscribers=%d events=%d delivered=%d/%d p50=%.2fms p99=%.2fms server=%.1fKB/idle-conn "+
-		"(%.0f%% stacks) %.2f goroutines/conn cpu/event: server %.1fms clients %.1fms",
+		"(%.0f%% stacks; live objects and stacks %.1fKB) %.2f goroutines/conn cpu/event: server %.1fms clients %.1fms",
 		f.setup.Broker, f.n, b.N, f.received.Load(), want, pct(0.5), pct(0.99), f.perConnB/1024,
-		100*f.stackShare, f.perConnG, perEvent(srv1-srv0), perEvent(cli1-cli0))
+		100*f.stackShare, f.liveB/1024, f.perConnG, perEvent(srv1-srv0), perEvent(cli1-cli0))
 }
 
 func (f *fanout) stop() {
@@ -403,7 +411,7 @@ func TestFanoutServerProcess(t *testing.T) {
 			}
 			var ms runtime.MemStats
 			runtime.ReadMemStats(&ms)
-			out([]int64{int64(ms.HeapInuse), int64(ms.StackInuse)})
+			out([]int64{int64(ms.HeapInuse), int64(ms.StackInuse), int64(ms.HeapAlloc)})
 		case "goroutines":
 			out(runtime.NumGoroutine())
 		case "cpu":

@@ -85,6 +85,10 @@ var errWSForbidden = errors.New("Forbidden")
 func websocketInit(authn *auth.Service, log *zap.Logger, live *socketAuth) transport.WebsocketInitFunc {
 	return func(ctx context.Context, p transport.InitPayload) (context.Context, *transport.InitPayload, error) {
 		raw := strings.TrimSpace(p.Authorization())
+		// gqlgen keeps the payload for the socket's life and hands it to
+		// every operation: the credential is not left there.
+		delete(p, "Authorization")
+		delete(p, "authorization")
 		if raw == "" {
 			if v := viewer.FromContext(ctx); v != nil {
 				live.watch(ctx, v)

@@ -86,15 +86,56 @@ type session struct {
 	// client completed while gqlgen's goroutine for them is still winding down:
 	// gqlgen answers a client complete with its own complete, which would end a
 	// new operation reusing the id, so that one message is swallowed.
-	active map[string]struct{}
-	stale  map[string]struct{}
+	active idSet
+	stale  idSet
 	// ponged records a pong since the adapter's last ping (Options.PingInterval).
 	ponged bool
 }
 
 func newSession(d *dialect) *session {
-	// stale is made on first use: most sockets never complete an operation.
-	return &session{d: d, active: map[string]struct{}{}}
+	return &session{d: d}
+}
+
+// idSet is a set of operation ids. A socket mostly runs one operation at a
+// time, for hours: the first id is held inline, and a map (about 200 B) is
+// made only for a second one.
+type idSet struct {
+	first    string
+	hasFirst bool
+	more     map[string]struct{}
+}
+
+func (s *idSet) has(id string) bool {
+	if s.hasFirst && s.first == id {
+		return true
+	}
+	_, ok := s.more[id]
+	return ok
+}
+
+// add adds id, which the caller checked is absent.
+func (s *idSet) add(id string) {
+	if !s.hasFirst {
+		s.first, s.hasFirst = id, true
+		return
+	}
+	if s.more == nil {
+		s.more = map[string]struct{}{}
+	}
+	s.more[id] = struct{}{}
+}
+
+// remove removes id and reports whether it was there.
+func (s *idSet) remove(id string) bool {
+	if s.hasFirst && s.first == id {
+		s.first, s.hasFirst = "", false
+		return true
+	}
+	if _, ok := s.more[id]; ok {
+		delete(s.more, id)
+		return true
+	}
+	return false
 }
 
 type clientMessage struct {
@@ -184,20 +225,16 @@ func (s *session) legacyClient(m clientMessage) verdict {
 }
 
 func (s *session) open(id string) verdict {
-	if _, ok := s.active[id]; ok {
+	if s.active.has(id) {
 		return closeWith(CloseSubscriberAlreadyExists, "Subscriber for "+id+" already exists")
 	}
-	s.active[id] = struct{}{}
+	s.active.add(id)
 	return verdict{action: forward}
 }
 
 func (s *session) clientComplete(id string) {
-	if _, ok := s.active[id]; ok {
-		delete(s.active, id)
-		if s.stale == nil {
-			s.stale = map[string]struct{}{}
-		}
-		s.stale[id] = struct{}{}
+	if s.active.remove(id) && !s.stale.has(id) {
+		s.stale.add(id)
 	}
 }
 
@@ -210,17 +247,14 @@ func (s *session) server(typ, id string) bool {
 		s.acked = true
 	case s.d.next:
 		// After the client's complete no more events may be sent for the id.
-		_, ok := s.active[m.ID]
-		return ok
+		return s.active.has(m.ID)
 	case s.d.complete, s.d.err:
-		if _, ok := s.stale[m.ID]; ok {
-			delete(s.stale, m.ID)
+		if s.stale.remove(m.ID) {
 			return false
 		}
-		if _, ok := s.active[m.ID]; !ok {
+		if !s.active.remove(m.ID) {
 			return false // gqlgen sends complete after error; error already ended it
 		}
-		delete(s.active, m.ID)
 	}
 	return true
 }
