@@ -20,12 +20,12 @@ const (
 	liveQueue = 16
 )
 
-// liveStream is an exam stream that parks no goroutine of its own: the broker
-// calls deliver from the publishing goroutine (pubsub.Broker.SubscribeFunc),
-// which turns the notification into an event and hands it to the subscriber's
-// channel without blocking. It is for streams whose delta reads nothing (locks);
-// with thousands of subscribers on one exam, a goroutine and a broker buffer
-// per subscription are most of an idle connection's memory, and a hop per
+// liveStream is an exam stream (locks, statuses) that parks no goroutine of its
+// own: the broker calls deliver from the publishing goroutine
+// (pubsub.Broker.SubscribeFunc), which turns the notification into an event
+// and hands it to the subscriber's channel without blocking. With thousands
+// of subscribers on one exam, a goroutine and a broker buffer per
+// subscription would be most of an idle connection's memory, and a hop per
 // event.
 //
 // A goroutine runs only to read a snapshot: after a Resync, or when the
@@ -49,7 +49,9 @@ type liveStream[E, S any] struct {
 	outClosed bool
 }
 
-// openLiveStream is openStream for streams whose delta reads nothing.
+// openLiveStream authorizes, subscribes before reading (nothing committed after
+// the snapshot can be missed), reads and sends the snapshot, and streams the
+// deltas.
 func openLiveStream[E, S any](ctx context.Context, s *Service, examID string, st examStream[E, S]) (<-chan *E, error) {
 	if err := s.authorizeExam(ctx, examID); err != nil {
 		return nil, err

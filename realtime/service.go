@@ -117,76 +117,14 @@ func (s *Service) subscribe(ctx context.Context, topic string) (*pubsub.Subscrip
 
 // examStream is one exam subscription: snapshot reads the current state and the
 // stamps deltas are ordered against; delta turns a notification into an event
-// (nil: drop it; stop: end the stream).
+// (nil: drop it; stop: end the stream). delta runs on the publishing goroutine
+// under the stream's lock (liveStream): it must not block, so it reads nothing
+// but the message, the state (which it may update) and ctx's values.
 type examStream[E, S any] struct {
 	name     string
 	topic    string
 	snapshot func(ctx context.Context, examID string) (*E, S, error)
 	delta    func(ctx context.Context, examID string, m pubsub.Message, state S) (ev *E, stop bool)
-}
-
-// openStream authorizes, subscribes before reading (nothing committed after the
-// snapshot can be missed), reads the snapshot and starts the stream.
-func openStream[E, S any](ctx context.Context, s *Service, examID string, st examStream[E, S]) (<-chan *E, error) {
-	if err := s.authorizeExam(ctx, examID); err != nil {
-		return nil, err
-	}
-	sub, err := s.subscribe(ctx, st.topic)
-	if err != nil {
-		return nil, err
-	}
-	snap, state, err := st.snapshot(ctx, examID)
-	if err != nil {
-		sub.Close()
-		return nil, err
-	}
-	out := make(chan *E, 1)
-	go runStream(ctx, s, examID, st, sub, snap, state, out)
-	return out, nil
-}
-
-// runStream sends the snapshot, then the deltas; a Resync (messages may have
-// been lost) re-authorizes and sends a fresh snapshot. It owns and closes out.
-func runStream[E, S any](ctx context.Context, s *Service, examID string, st examStream[E, S],
-	sub *pubsub.Subscription, snap *E, state S, out chan<- *E) {
-	defer close(out)
-	defer sub.Close()
-	if !send(ctx, out, snap) {
-		return
-	}
-	for {
-		var m pubsub.Message
-		select {
-		case <-ctx.Done():
-			return
-		case msg, ok := <-sub.C():
-			if !ok {
-				return
-			}
-			m = msg
-		}
-		if m.Resync {
-			var err error
-			if err = s.authorizeExam(ctx, examID); err == nil {
-				snap, state, err = st.snapshot(ctx, examID)
-			}
-			if err != nil {
-				s.endOnError(ctx, st.name, err)
-				return
-			}
-			if !send(ctx, out, snap) {
-				return
-			}
-			continue
-		}
-		ev, stop := st.delta(ctx, examID, m, state)
-		if stop {
-			return
-		}
-		if ev != nil && !send(ctx, out, ev) {
-			return
-		}
-	}
 }
 
 // ---- copyLockChanged -------------------------------------------------------------
@@ -196,7 +134,6 @@ func runStream[E, S any](ctx context.Context, s *Service, examID string, st exam
 // every copy's lease holder (not the copies' content), as the CopyLock query
 // rule allows.
 func (s *Service) CopyLockChanged(ctx context.Context, examID string) (<-chan *CopyLockEvent, error) {
-	// The lock delta reads nothing: no goroutine per subscription.
 	return openLiveStream(ctx, s, examID, examStream[CopyLockEvent, map[string]time.Time]{
 		name: "copyLockChanged", topic: examLocksTopic(examID), snapshot: s.lockSnapshot, delta: s.lockDelta,
 	})
@@ -291,7 +228,7 @@ func (s *Service) lockSnapshot(ctx context.Context, examID string) (*CopyLockEve
 // (a teacher: the copies assigned to them): a SNAPSHOT first, then one event per
 // transition, ordered by the copy's version.
 func (s *Service) CopyStatusChanged(ctx context.Context, examID string) (<-chan *CopyStatusEvent, error) {
-	return openStream(ctx, s, examID, examStream[CopyStatusEvent, map[string]int]{
+	return openLiveStream(ctx, s, examID, examStream[CopyStatusEvent, map[string]int]{
 		name: "copyStatusChanged", topic: examStatusTopic(examID), snapshot: s.statusSnapshot, delta: s.statusDelta,
 	})
 }
