@@ -110,12 +110,12 @@ func (a *App) routes() http.Handler {
 	m.reg.MustRegister(a.rate.collectors...)
 	gql.AddTransport(wsgorilla.Detach(m.websocket(a.websocketTransport()), wsgorilla.DetachOptions{
 		OnPanic: a.socketPanicked,
-		// As documented on Exchange: no writer over WebSocket. The net/http
-		// response behind it (and its connection state) and the full upgrade
-		// request can then be freed.
-		Upgraded: func(r *http.Request) {
-			if x := httpctx.FromContext(r.Context()); x != nil {
-				x.Writer, x.Request = nil, r
+		// As documented on Exchange: no writer and no request over WebSocket.
+		// The net/http response behind them (and its connection state) and the
+		// upgrade request can then be freed.
+		Upgraded: func(ctx context.Context) {
+			if x := httpctx.FromContext(ctx); x != nil {
+				x.Writer, x.Request = nil, nil
 			}
 		},
 	}))

@@ -13,8 +13,8 @@ type requestIDKey struct{}
 // Exchange is the HTTP side of a request.
 type Exchange struct {
 	Writer  http.ResponseWriter // nil over WebSocket
-	Request *http.Request
-	Secure  bool // cookies get the Secure flag
+	Request *http.Request       // nil over WebSocket once upgraded
+	Secure  bool                // cookies get the Secure flag
 }
 
 // WithExchange stores the HTTP exchange in ctx.

@@ -37,12 +37,14 @@ func WithServerContext(ctx context.Context) context.Context {
 // returns, so what watches it (context.AfterFunc, gqlgen's closeOnCancel)
 // still sees the socket close.
 //
-// The request gqlgen gets once the socket is upgraded is a copy that keeps
-// only the request line and the peer's address: no headers (gqlgen would keep
-// every header of the upgrade, cookies and a browser's dozen others, for the
-// socket's life; what the HTTP chain needed of them is in the context by
-// then) and no body (the body reader of a handler chain usually holds its
-// ResponseWriter).
+// gqlgen reads the request when the socket starts (its context and headers)
+// and keeps the headers for the socket's life: it gets a copy with the
+// request line and the peer only, no headers (cookies and a browser's dozen
+// others; what the HTTP chain needed of them is in the context by then) and
+// no body (the body reader of a handler chain usually holds its
+// ResponseWriter). Detach keeps no reference to any request: with Upgraded
+// letting go of what the context's values hold, nothing of the HTTP exchange
+// stays in memory for the socket's life but those values.
 func Detach(ws transport.Websocket, opts DetachOptions) graphql.Transport {
 	return detached{ws: ws, opts: opts}
 }
@@ -53,10 +55,10 @@ type DetachOptions struct {
 	// under the HTTP chain's recover; the socket is closed.
 	OnPanic func(ctx context.Context, p any)
 	// Upgraded, if set, runs in the HTTP handler right after the upgrade,
-	// with the request the socket keeps: the place to let go of what the
-	// context's values hold of the HTTP exchange (its ResponseWriter, the full
-	// request), which would otherwise stay in memory for the socket's life.
-	Upgraded func(r *http.Request)
+	// with the socket's context: the place to let go of what the context's
+	// values hold of the HTTP exchange (its ResponseWriter, its request),
+	// which would otherwise stay in memory for the socket's life.
+	Upgraded func(ctx context.Context)
 }
 
 type detached struct {
@@ -85,29 +87,34 @@ func (d detached) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphE
 		transport.SendErrorf(w, http.StatusBadRequest, "unable to upgrade") // as gqlgen answers
 		return
 	}
-	r = socketRequest(ctx, r)
 	if d.opts.Upgraded != nil {
-		d.opts.Upgraded(r)
+		d.opts.Upgraded(ctx)
 	}
 	ws := d.ws
 	ws.Implementation = accepted{conn}
-	go func() {
-		defer cancel()
-		defer func() {
-			if p := recover(); p != nil {
-				_ = conn.Close()
-				if d.opts.OnPanic != nil {
-					d.opts.OnPanic(ctx, p)
-				}
-			}
-		}()
-		// gqlgen writes to w only when Accept fails, which accepted cannot.
-		ws.Do(nil, r, exec)
-	}()
+	go d.serve(ctx, cancel, ws, conn, socketRequest(ctx, r), exec)
 }
 
-// socketRequest is what a socket keeps of its upgrade request r: the request
-// line and the peer, under ctx.
+// serve runs gqlgen's transport on the socket. r is an argument, not a
+// variable captured by a closure that lives as long as the goroutine: once
+// gqlgen has read it, it is garbage.
+func (d detached) serve(ctx context.Context, cancel context.CancelFunc, ws transport.Websocket,
+	conn transport.WebsocketConn, r *http.Request, exec graphql.GraphExecutor) {
+	defer cancel()
+	defer func() {
+		if p := recover(); p != nil {
+			_ = conn.Close()
+			if d.opts.OnPanic != nil {
+				d.opts.OnPanic(ctx, p)
+			}
+		}
+	}()
+	// gqlgen writes to w only when Accept fails, which accepted cannot.
+	ws.Do(nil, r, exec)
+}
+
+// socketRequest is the copy of the upgrade request r that gqlgen gets: the
+// request line and the peer, under ctx.
 func socketRequest(ctx context.Context, r *http.Request) *http.Request {
 	kept := http.Request{
 		Method: r.Method, URL: r.URL, Proto: r.Proto, ProtoMajor: r.ProtoMajor, ProtoMinor: r.ProtoMinor,
