@@ -75,7 +75,7 @@ func withAccessLog(log *zap.Logger, slow time.Duration, next http.Handler) http.
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w}
-		ctx, info := withRequestInfo(r.Context())
+		ctx, info := withRequestInfo(r.Context(), start)
 		next.ServeHTTP(rec, r.WithContext(ctx))
 		d := time.Since(start)
 		fields := []zap.Field{

@@ -20,6 +20,7 @@ const DefaultSlowRequest = time.Second
 // requestInfo collects what inner layers learn about a request (the caller,
 // the GraphQL operation) for the access log line written by the outer layer.
 type requestInfo struct {
+	start     time.Time // when the request came in (a WebSocket's upgrade)
 	mu        sync.Mutex
 	userID    string
 	operation string // the client's operation name, if any
@@ -28,8 +29,8 @@ type requestInfo struct {
 
 type requestInfoKey struct{}
 
-func withRequestInfo(ctx context.Context) (context.Context, *requestInfo) {
-	info := &requestInfo{}
+func withRequestInfo(ctx context.Context, start time.Time) (context.Context, *requestInfo) {
+	info := &requestInfo{start: start}
 	return context.WithValue(ctx, requestInfoKey{}, info), info
 }
 

@@ -1,15 +1,18 @@
 package server_test
 
 import (
+	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
 
 	"entgo.io/ent/dialect"
+	"github.com/gorilla/websocket"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/korrigo/korrigo/db/dbtest"
+	"github.com/korrigo/korrigo/ent/user"
 	"github.com/korrigo/korrigo/server"
 	"github.com/korrigo/korrigo/server/servertest"
 )
@@ -97,5 +100,37 @@ func TestAccessLogFields(t *testing.T) {
 	}
 	if f := lines[0].ContextMap(); f["operation"] != "WhoAmI" || f["user_id"] != me.Me.ID || lines[0].Level != zap.InfoLevel {
 		t.Errorf("access log line: %v %v", lines[0].Level, f)
+	}
+}
+
+// A socket's access line is written at the upgrade (101); its end gets a line
+// of its own, with the close code, how long it lived and who it served.
+func TestWebsocketCloseLog(t *testing.T) {
+	e, logs := observedApp(t, time.Minute)
+	teacher, token := e.NewUser(user.RoleTEACHER, "Marie")
+	c := mustDial(t, e, dialOpts{header: http.Header{"X-Request-Id": {"req-ws-close-log-01"}}})
+	c.init(bearer(token))
+	_ = c.ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""))
+	c.closeCode()
+
+	deadline := time.Now().Add(wsWait)
+	for {
+		for _, l := range logs.FilterMessage("websocket closed").All() {
+			f := l.ContextMap()
+			if f["request_id"] != "req-ws-close-log-01" {
+				continue
+			}
+			if l.Level != zap.InfoLevel || f["user_id"] != teacher.ID || f["code"] != int64(websocket.CloseNormalClosure) {
+				t.Fatalf("close line: level %v, fields %v", l.Level, f)
+			}
+			if d, ok := f["duration"].(time.Duration); !ok || d <= 0 {
+				t.Fatalf("close line without the socket's duration: %v", f)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no close line for the socket; logged: %v", logs.All())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

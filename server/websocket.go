@@ -60,6 +60,19 @@ func (a *App) websocketTransport() transport.Websocket {
 		ErrorFunc: func(ctx context.Context, err error) {
 			log.Debug("websocket error", zap.Error(err), zap.String("request_id", httpctx.RequestID(ctx)))
 		},
+		// The access log line of a socket is written at the upgrade (101):
+		// this is its end. gqlgen reports its own code when the adapter
+		// closed first (OnProtocolClose logs the one on the wire).
+		CloseFunc: func(ctx context.Context, code int) {
+			f := []zap.Field{zap.String("request_id", httpctx.RequestID(ctx)), zap.Int("code", code)}
+			if info := requestInfoFrom(ctx); info != nil {
+				f = append(f, zap.Duration("duration", time.Since(info.start)))
+			}
+			if v := viewer.FromContext(ctx); v != nil {
+				f = append(f, zap.String("user_id", v.UserID))
+			}
+			log.Info("websocket closed", f...)
+		},
 	}
 }
 
