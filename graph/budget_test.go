@@ -1,8 +1,11 @@
 package graph_test
 
 import (
+	"context"
 	"testing"
+	"time"
 
+	"github.com/korrigo/korrigo/auth/rules"
 	"github.com/korrigo/korrigo/db"
 	"github.com/korrigo/korrigo/db/dbtest"
 	"github.com/korrigo/korrigo/server/servertest"
@@ -21,6 +24,11 @@ func TestDeskRequestBudgets(t *testing.T) {
 		cp := env.NewCopy(env.NewExam(), servertest.CopyOpts{})
 		budget := func(name string, statements, xacts int64, run func()) {
 			t.Helper()
+			// The session was just seen: its once-a-minute touch (a write)
+			// cannot fall in the measured request, however slow the machine.
+			if err := d.Client.Session.Update().SetLastSeenAt(time.Now()).Exec(rules.System(context.Background())); err != nil {
+				t.Fatal(err)
+			}
 			env.Statements.Reset()
 			run()
 			if s, x := env.Statements.Load(), env.Statements.Transactions(); s > statements || x > xacts {
@@ -30,7 +38,6 @@ func TestDeskRequestBudgets(t *testing.T) {
 		}
 		// Authentication: one statement (session joined with its user), no write
 		// (the session's expiry slides at most once per TouchInterval).
-		admin.MustDo(`{ me { id } }`, nil, nil) // a first request may renew the session
 		budget("me", 2, 2, func() { admin.MustDo(`{ me { id } }`, nil, nil) })
 
 		var l lockData
