@@ -207,3 +207,79 @@ func TestNodesKeepOrderAndDuplicates(t *testing.T) {
 		}
 	})
 }
+
+// nodes(ids) costs a fixed number of statements whatever the number of ids: the
+// ids of one type are read together (one statement, plus one per edge the
+// query selects), through the caller's read rules. Mixed copies, exams and
+// users, for an admin and for a teacher who sees part of them.
+func TestNodesCostFixedStatements(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		env := servertest.New(t, d)
+		alice, aliceToken := env.NewUser(user.RoleTEACHER, "Alice")
+		var users []*ent.User
+		for i := range 17 {
+			role := []user.Role{user.RoleTEACHER, user.RoleSTUDENT}[i%2]
+			u, err := env.DB.Client.User.Create().SetEmail(fmt.Sprintf("colleague%d@school.example", i)).
+				SetName(fmt.Sprintf("Colleague %d", i)).SetRole(role).SetPasswordHash("-").Save(env.Ctx())
+			if err != nil {
+				t.Fatal(err)
+			}
+			users = append(users, u)
+		}
+		var exams []*ent.Exam
+		var copies []*ent.ExamCopy
+		for i := range 17 {
+			ex := env.NewExam(alice)
+			exams = append(exams, ex)
+			for j := range 2 {
+				corrector := []*ent.User{alice, users[0]}[j]
+				copies = append(copies, env.NewCopy(ex, servertest.CopyOpts{Corrector: corrector}))
+			}
+			if i%4 == 0 { // one exam in four is not alice's
+				exams[i] = env.NewExam()
+			}
+		}
+		var list []string
+		for i := range 50 {
+			switch i % 3 {
+			case 0:
+				list = append(list, copies[i/3].ID)
+			case 1:
+				list = append(list, exams[i/3].ID)
+			default:
+				list = append(list, users[i/3].ID)
+			}
+		}
+
+		for _, caller := range []struct {
+			name, token string
+		}{{"admin", env.Admin()}, {"teacher", aliceToken}} {
+			c := env.As(caller.token)
+			cost := func(n int) (int64, int) {
+				t.Helper()
+				var got []string
+				var errs []servertest.Error
+				s := env.Statements.Steady(func() { got, errs = askNodes(t, c, list[:n]) })
+				if len(errs) != 0 || len(got) != n {
+					t.Fatalf("%s: nodes of %d ids: %d entries, errors %+v", caller.name, n, len(got), errs)
+				}
+				found := 0
+				for _, g := range got {
+					if g != "null" {
+						found++
+					}
+				}
+				return s, found
+			}
+			few, fewFound := cost(5)
+			many, manyFound := cost(50)
+			t.Logf("%s: nodes of 5 ids (%d found): %d statements; of 50 (%d found): %d", caller.name, fewFound, few, manyFound, many)
+			if many != few {
+				t.Errorf("%s: nodes of 50 ids ran %d statements, of 5 ids %d:\n%s", caller.name, many, few, env.Statements.Log())
+			}
+			if caller.name == "teacher" && (manyFound == 50 || manyFound == 0) {
+				t.Errorf("teacher found %d of 50: the fixture should hide some and show some", manyFound)
+			}
+		}
+	})
+}
