@@ -74,6 +74,7 @@ type fanout struct {
 	setup    fanoutSetup
 	conns    []*websocket.Conn
 	perConnB float64
+	perConnG float64
 	// stackShare is the part of perConnB that is goroutine stacks.
 	stackShare float64
 	// liveB is perConnB counting live heap objects instead of the heap spans
@@ -81,7 +82,6 @@ type fanout struct {
 	// objects, which after a burst of connections is about GOGC% of the
 	// garbage their set-up made in the last GC cycle.
 	liveB float64
-	perConnG   float64
 
 	mu        sync.Mutex
 	latencies []time.Duration
