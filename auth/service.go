@@ -39,6 +39,13 @@ type Options struct {
 	MaxConcurrentHashes int
 	// Now is the clock; tests inject one (default time.Now).
 	Now func() time.Time
+	// CredentialsChanged, when set, is called after a transaction that ended
+	// some of userID's credentials (logout, password change or reset, API
+	// token revocation) has committed, so that what holds those credentials
+	// open (WebSockets, on every replica) can re-check them now rather than at
+	// its next periodic check. It is a hint, called on the request path: it
+	// must not fail the operation, and the database stays the truth.
+	CredentialsChanged func(ctx context.Context, userID string)
 }
 
 func (o Options) withDefaults() Options {
@@ -96,6 +103,15 @@ func NewService(client *ent.Client, logger *zap.Logger, opts Options) *Service {
 		s.limiter = NewAuditLimiter(client, opts.LoginMaxFailures, opts.LoginWindow, s.now)
 	}
 	return s
+}
+
+// credentialsChanged runs the CredentialsChanged hook, if any. Call it only
+// after the commit: a listener that re-reads before the commit would still
+// find the credential valid and keep the socket open.
+func (s *Service) credentialsChanged(ctx context.Context, userID string) {
+	if s.opts.CredentialsChanged != nil {
+		s.opts.CredentialsChanged(ctx, userID)
+	}
 }
 
 // now is the service clock in UTC, truncated to the microsecond: SQLite compares

@@ -245,8 +245,9 @@ func (s *Service) Logout(ctx context.Context) error {
 		return apperr.BadInputf("an API token has no session to end; revoke the token instead")
 	}
 	sys := rules.System(ctx)
-	return db.WithTx(sys, s.client, func(tx *ent.Tx) error {
-		n, err := tx.Session.Update().
+	var n int
+	err = db.WithTx(sys, s.client, func(tx *ent.Tx) error {
+		n, err = tx.Session.Update().
 			Where(session.ID(v.SessionID), session.RevokedAtIsNil()).
 			SetRevokedAt(s.now()).
 			Save(sys)
@@ -258,6 +259,13 @@ func (s *Service) Logout(ctx context.Context) error {
 		}
 		return s.AuditTx(ctx, tx, ActionLogout, v.SessionID, nil)
 	})
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		s.credentialsChanged(ctx, v.UserID)
+	}
+	return nil
 }
 
 // revokeSessions ends every live session of userID but keep (may be "").

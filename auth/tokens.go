@@ -129,8 +129,9 @@ func (s *Service) RevokeAPIToken(ctx context.Context, id string) error {
 	case tok.OwnerID != v.UserID && !v.IsAdmin():
 		return apperr.NotFoundf("API token not found")
 	}
-	return db.WithTx(sys, s.client, func(tx *ent.Tx) error {
-		n, err := tx.ApiToken.Update().
+	var n int
+	err = db.WithTx(sys, s.client, func(tx *ent.Tx) error {
+		n, err = tx.ApiToken.Update().
 			Where(apitoken.ID(id), apitoken.RevokedAtIsNil()).
 			SetRevokedAt(s.now()).
 			Save(sys)
@@ -142,6 +143,13 @@ func (s *Service) RevokeAPIToken(ctx context.Context, id string) error {
 		}
 		return s.AuditTx(ctx, tx, ActionTokenRevoked, id, map[string]any{"ownerId": tok.OwnerID})
 	})
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		s.credentialsChanged(ctx, tok.OwnerID)
+	}
+	return nil
 }
 
 // APITokens lists the caller's tokens, or every token for an admin, newest first.

@@ -187,6 +187,7 @@ func (s *Service) ResetUserPassword(ctx context.Context, userID string) (string,
 		return "", nil, fmt.Errorf("reset password: %w", err)
 	}
 	now := s.now()
+	var revoked int
 	err = db.WithTx(sys, s.client, func(tx *ent.Tx) error {
 		u, err = tx.User.UpdateOneID(userID).
 			SetPasswordHash(hash).
@@ -196,14 +197,17 @@ func (s *Service) ResetUserPassword(ctx context.Context, userID string) (string,
 		if err != nil {
 			return fmt.Errorf("reset password: %w", err)
 		}
-		n, err := s.revokeSessions(ctx, tx, userID, "", now)
+		revoked, err = s.revokeSessions(ctx, tx, userID, "", now)
 		if err != nil {
 			return err
 		}
-		return s.AuditTx(ctx, tx, ActionPasswordReset, userID, map[string]any{"sessionsRevoked": n})
+		return s.AuditTx(ctx, tx, ActionPasswordReset, userID, map[string]any{"sessionsRevoked": revoked})
 	})
 	if err != nil {
 		return "", nil, err
+	}
+	if revoked > 0 {
+		s.credentialsChanged(ctx, userID)
 	}
 	return password, u, nil
 }
@@ -242,7 +246,8 @@ func (s *Service) ChangePassword(ctx context.Context, current, next string) erro
 		return fmt.Errorf("change password: %w", err)
 	}
 	now := s.now()
-	return db.WithTx(sys, s.client, func(tx *ent.Tx) error {
+	var revoked int
+	err = db.WithTx(sys, s.client, func(tx *ent.Tx) error {
 		if err := tx.User.UpdateOneID(u.ID).
 			SetPasswordHash(hash).
 			SetMustChangePassword(false).
@@ -250,12 +255,19 @@ func (s *Service) ChangePassword(ctx context.Context, current, next string) erro
 			Exec(sys); err != nil {
 			return fmt.Errorf("change password: %w", err)
 		}
-		n, err := s.revokeSessions(ctx, tx, u.ID, v.SessionID, now)
+		revoked, err = s.revokeSessions(ctx, tx, u.ID, v.SessionID, now)
 		if err != nil {
 			return err
 		}
-		return s.AuditTx(ctx, tx, ActionPasswordChanged, u.ID, map[string]any{"sessionsRevoked": n})
+		return s.AuditTx(ctx, tx, ActionPasswordChanged, u.ID, map[string]any{"sessionsRevoked": revoked})
 	})
+	if err != nil {
+		return err
+	}
+	if revoked > 0 {
+		s.credentialsChanged(ctx, u.ID)
+	}
+	return nil
 }
 
 // Me returns the caller's user, or nil when anonymous.
