@@ -35,6 +35,7 @@ type App struct {
 	Broker pubsub.Broker
 
 	rate           *rateLimiter
+	sockets        *socketAuth
 	metrics        *metrics
 	reporter       *reporter
 	stopBackground context.CancelFunc
@@ -77,9 +78,13 @@ func NewAppWithDB(cfg Config, log *zap.Logger, d *db.DB) (*App, error) {
 	if err != nil {
 		return nil, errors.Join(err, broker.Close())
 	}
+	// Logouts and revocations tell every replica's open sockets (socketAuth).
+	authn := auth.NewService(d.Client, log.Named("auth"), auth.Options{
+		CredentialsChanged: publishCredentialsChanged(broker, log.Named("websocket")),
+	})
 	services := graph.Services{
 		Client:   d.Client,
-		Auth:     auth.NewService(d.Client, log.Named("auth"), auth.Options{}),
+		Auth:     authn,
 		Exams:    exams.NewService(d.Client, log.Named("exams")),
 		Grading:  grading.NewService(d, log.Named("grading"), realtime.NewPublisher(broker, log.Named("realtime")), grading.WithJobEnqueuer(js)),
 		Jobs:     js,
@@ -93,6 +98,10 @@ func NewAppWithDB(cfg Config, log *zap.Logger, d *db.DB) (*App, error) {
 	services.Office.SetAccounts(services.Auth)
 	js.SetExporter(services.Office)
 	a := &App{Config: cfg, Log: log, DB: d, Services: services, Broker: broker, metrics: m}
+	a.sockets = newSocketAuth(services.Auth, log.Named("websocket"), cfg.WSAuthInterval, cfg.WSInitTimeout)
+	if err := a.sockets.listen(broker); err != nil {
+		return nil, errors.Join(err, broker.Close())
+	}
 	if a.rate, err = newRateLimiter(cfg, log.Named("ratelimit")); err != nil {
 		return nil, errors.Join(err, broker.Close())
 	}

@@ -42,8 +42,9 @@ type Config struct {
 	ServeWorkers, Workers int
 	// WSInitTimeout and WSPingInterval: WebSocket connection_init deadline and ping period.
 	WSInitTimeout, WSPingInterval time.Duration
-	// WSAuthInterval: how often open sockets' credentials are re-checked
-	// (KORRIGO_WS_AUTH_INTERVAL); an ended session closes its sockets with 4403.
+	// WSAuthInterval: how often every open socket's credential is re-checked
+	// (KORRIGO_WS_AUTH_INTERVAL), the safety net behind the hints that close
+	// a revoked credential's sockets at once (socketAuth).
 	WSAuthInterval time.Duration
 	// RateLimits are the per-IP, per-user and per-operation rates (ratelimit.go).
 	RateLimits RateLimits

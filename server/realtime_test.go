@@ -400,6 +400,8 @@ func TestWebsocketShutdown(t *testing.T) {
 // a password change elsewhere (which ends the other sessions), an expired
 // session and a revoked API token each close their socket with 4403 within
 // KORRIGO_WS_AUTH_INTERVAL; the socket of a session still valid stays open.
+// Expiry publishes no hint: only the periodic re-check closes that socket
+// (TestWebsocketClosedWhenCredentialRevoked covers the hints alone).
 func TestWebsocketClosedWhenCredentialEnds(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
 		e := newInstance(t, d, "", map[string]string{"KORRIGO_WS_AUTH_INTERVAL": "50ms"})

@@ -22,7 +22,8 @@ import (
 const (
 	DefaultWSInitTimeout  = 10 * time.Second
 	DefaultWSPingInterval = 25 * time.Second
-	// DefaultWSAuthInterval bounds how long a socket outlives its session.
+	// DefaultWSAuthInterval bounds how long a socket outlives its credential
+	// when no hint tells socketAuth sooner (expiry, a lost hint).
 	DefaultWSAuthInterval = 30 * time.Second
 	// wsReadLimit caps one client message: subscribe messages are small.
 	wsReadLimit = 64 << 10
@@ -53,7 +54,7 @@ func (a *App) websocketTransport() transport.Websocket {
 					zap.String("request_id", httpctx.RequestID(ctx)))
 			},
 		}),
-		InitFunc: websocketInit(a.Services.Auth, log, newSocketAuth(a.Services.Auth, log, a.Config.WSAuthInterval)),
+		InitFunc: websocketInit(a.Services.Auth, log, a.sockets),
 		// Zero: the adapter owns the init timer (4408). gqlgen's would add a
 		// goroutine, two channels and a timer to every connection's start.
 		PayloadReadLimit: &limit,
@@ -92,9 +93,10 @@ var errWSForbidden = errors.New("Forbidden")
 // request carried (session cookie or Authorization header, already checked by
 // withIdentity). No valid identity → close 4403: every subscription needs one.
 //
-// The credential is re-checked every WSAuthInterval for as long as the socket
-// is open (socketAuth): logging out, a password change or reset, a revoked
-// token or a deactivated account close it with 4403.
+// The credential is re-checked for as long as the socket is open (socketAuth):
+// at once after a logout, a password change or reset or a token revocation on
+// any replica, and every WSAuthInterval for the rest (expiry, a deactivated
+// account); an ended credential closes the socket with 4403.
 func websocketInit(authn *auth.Service, log *zap.Logger, live *socketAuth) transport.WebsocketInitFunc {
 	return func(ctx context.Context, p transport.InitPayload) (context.Context, *transport.InitPayload, error) {
 		raw := strings.TrimSpace(p.Authorization())

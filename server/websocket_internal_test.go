@@ -19,7 +19,7 @@ import (
 func TestWebsocketInitDropsCredentialFromPayload(t *testing.T) {
 	d := dbtest.Open(t, dialect.SQLite)
 	authn := auth.NewService(d.Client, zap.NewNop(), auth.Options{})
-	init := websocketInit(authn, zap.NewNop(), newSocketAuth(authn, zap.NewNop(), time.Minute))
+	init := websocketInit(authn, zap.NewNop(), newSocketAuth(authn, zap.NewNop(), time.Minute, time.Second))
 	for _, key := range []string{"authorization", "Authorization"} {
 		p := transport.InitPayload{key: "Bearer not-a-token", "client": "korrigo-web"}
 		if _, _, err := init(context.Background(), p); err == nil {
