@@ -7,13 +7,16 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/korrigo/korrigo/auth"
 	"github.com/korrigo/korrigo/auth/rules"
 	"github.com/korrigo/korrigo/db"
 	"github.com/korrigo/korrigo/db/dbtest"
 	"github.com/korrigo/korrigo/pubsub"
+	"github.com/korrigo/korrigo/server/httpctx"
 )
 
 // testWait bounds every wait of these tests (never an assertion on time).
@@ -229,4 +232,22 @@ func TestSocketAuthHintBeforeWatch(t *testing.T) {
 		}
 		h.wantClosed("sentinel", "marie-revoked")
 	})
+}
+
+// A hint that cannot be published is logged with the user and the request,
+// and the revocation stands: the periodic re-check closes the sockets.
+func TestCredentialsHintPublishFailureIsLogged(t *testing.T) {
+	core, logs := observer.New(zap.WarnLevel)
+	broker := pubsub.NewMemory()
+	_ = broker.Close()
+	ctx := httpctx.WithRequestID(context.Background(), "req-42")
+	publishCredentialsChanged(broker, zap.New(core))(ctx, "usr_marie")
+	entries := logs.All()
+	if len(entries) != 1 {
+		t.Fatalf("want one warning, got %+v", entries)
+	}
+	fields := entries[0].ContextMap()
+	if fields["user_id"] != "usr_marie" || fields["request_id"] != "req-42" || fields["error"] == nil {
+		t.Fatalf("warning fields %v: want the user, the request id and the error", fields)
+	}
 }
