@@ -141,8 +141,7 @@ func (a *App) routes() http.Handler {
 	mux.Handle("GET "+filesign.ExportPath, withIdentity(a.Services.Auth, a.Config.Production(), a.Log, a.reporter, a.exportFiles()))
 	mux.Handle("GET /graphiql", graphiql())
 	mux.Handle("GET /graphiql/", graphiql())
-	mux.Handle("GET /metrics", m.handler(a.Config.MetricsToken))
-	mux.HandleFunc("GET /healthz", healthz)
+	a.operatorRoutes(mux)
 	mux.Handle("GET /readyz", readyz(a.checks(), func(name string, err error) {
 		a.Log.Warn("readiness check failed", zap.String("check", name), zap.Error(err))
 	}))
@@ -217,7 +216,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	defer cancelRoot()
 	// Marked so that cancelling it closes the WebSockets, which run detached
 	// from their requests (wsgorilla.Detach).
-	srv := a.newHTTPServer(wsgorilla.WithServerContext(root))
+	srv := a.newHTTPServer(wsgorilla.WithServerContext(root), a.Handler)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	a.Log.Info("serving", zap.String("addr", ln.Addr().String()), zap.String("env", a.Config.Env))

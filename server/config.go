@@ -8,6 +8,7 @@ import (
 
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"strconv"
@@ -29,6 +30,9 @@ type Config struct {
 	LogLevel       string
 	// MetricsToken protects /metrics; required in production.
 	MetricsToken string
+	// WorkerMetricsAddr is where `korrigo worker` serves /metrics and /healthz
+	// (KORRIGO_WORKER_METRICS_ADDR, host:port; empty: no listener).
+	WorkerMetricsAddr string
 	// Replicas is how many serve processes share the database (for the safety check).
 	Replicas        int
 	ShutdownTimeout time.Duration
@@ -94,6 +98,8 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		SentryDSN:     get("KORRIGO_SENTRY_DSN", ""),
 		LogLevel:      get("KORRIGO_LOG_LEVEL", "info"),
 		MetricsToken:  get("KORRIGO_METRICS_TOKEN", ""),
+
+		WorkerMetricsAddr: get("KORRIGO_WORKER_METRICS_ADDR", ""),
 	}
 	for _, o := range strings.Split(get("KORRIGO_ALLOWED_ORIGINS", ""), ",") {
 		if o = strings.TrimSpace(o); o != "" {
@@ -172,6 +178,10 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("KORRIGO_ALLOWED_ORIGINS: wildcard origin %q is refused in production", o))
 		}
 	}
+	if c.WorkerMetricsAddr != "" && !validListenAddr(c.WorkerMetricsAddr) {
+		errs = append(errs, fmt.Errorf("KORRIGO_WORKER_METRICS_ADDR must be host:port such as :9464 or 127.0.0.1:9464, got %q",
+			c.WorkerMetricsAddr))
+	}
 	if c.Production() {
 		if c.TestBlockJob != "" {
 			errs = append(errs, errors.New("KORRIGO_TEST_BLOCK_JOB is a test hook, refused in production"))
@@ -190,6 +200,18 @@ func (c Config) Validate() error {
 		return fmt.Errorf("config: %w", errors.Join(errs...))
 	}
 	return nil
+}
+
+// validListenAddr accepts what net.Listen("tcp", addr) takes, with a numeric
+// port, so that a typo fails at start-up with the variable's name rather than
+// as a listen error.
+func validListenAddr(addr string) bool {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	_, err = strconv.ParseUint(port, 10, 16)
+	return err == nil
 }
 
 // durationVar parses a positive duration setting (absent: def).

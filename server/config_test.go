@@ -90,3 +90,23 @@ func TestAllowedOriginsValidation(t *testing.T) {
 		}
 	}
 }
+
+// A malformed KORRIGO_WORKER_METRICS_ADDR fails at start-up, naming the
+// variable; unset means no listener.
+func TestWorkerMetricsAddrValidation(t *testing.T) {
+	for _, bad := range []string{"9464", "localhost", ":http", ":99999", ":-1", "[::1:9464", "a:b:9464"} {
+		_, err := LoadConfig(env(map[string]string{"KORRIGO_WORKER_METRICS_ADDR": bad}))
+		if err == nil || !strings.Contains(err.Error(), "KORRIGO_WORKER_METRICS_ADDR") {
+			t.Errorf("KORRIGO_WORKER_METRICS_ADDR=%q: err = %v", bad, err)
+		}
+	}
+	for _, good := range []string{":9464", "0.0.0.0:9464", "127.0.0.1:0", "[::1]:9464", "worker-1:9464"} {
+		c, err := LoadConfig(env(map[string]string{"KORRIGO_WORKER_METRICS_ADDR": good}))
+		if err != nil || c.WorkerMetricsAddr != good {
+			t.Errorf("KORRIGO_WORKER_METRICS_ADDR=%q: %q, %v", good, c.WorkerMetricsAddr, err)
+		}
+	}
+	if c, err := LoadConfig(env(nil)); err != nil || c.WorkerMetricsAddr != "" {
+		t.Fatalf("default: %q, %v", c.WorkerMetricsAddr, err)
+	}
+}

@@ -2,6 +2,10 @@ package server
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 
@@ -62,6 +66,54 @@ func testHooks(cfg Config, log *zap.Logger) *jobs.Hooks {
 func NewWorker(ctx context.Context, cfg Config, log *zap.Logger) (*App, error) {
 	cfg.ServeWorkers = cfg.Workers
 	return NewApp(ctx, cfg, log)
+}
+
+// ListenWorkerMetrics opens the worker's metrics listener on
+// KORRIGO_WORKER_METRICS_ADDR; nil when the variable is unset.
+func (a *App) ListenWorkerMetrics() (net.Listener, error) {
+	addr := a.Config.WorkerMetricsAddr
+	if addr == "" {
+		return nil, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("KORRIGO_WORKER_METRICS_ADDR: listen on %s: %w", addr, err)
+	}
+	return ln, nil
+}
+
+// RunWorker is `korrigo worker`: the job workers until ctx ends (RunJobs)
+// and, on ln when it is not nil, /metrics and /healthz. The listener outlives
+// the workers' graceful stop, so that a scrape during the drain still sees
+// the jobs that end in it; it is shut down last.
+func (a *App) RunWorker(ctx context.Context, ln net.Listener) error {
+	if ln == nil {
+		return a.RunJobs(ctx)
+	}
+	log := a.Log.Named("http")
+	mux := http.NewServeMux()
+	a.operatorRoutes(mux)
+	srv := a.newHTTPServer(context.Background(), a.metrics.instrument(withRecover(log, a.reporter, mux)))
+	served := make(chan error, 1)
+	go func() {
+		err := srv.Serve(ln)
+		if !errors.Is(err, http.ErrServerClosed) {
+			// The jobs go on without metrics: say so now, not at shutdown.
+			log.Error("worker metrics listener stopped", zap.Error(err))
+		}
+		served <- err
+	}()
+	a.Log.Info("worker metrics listening", zap.String("addr", ln.Addr().String()))
+	err := a.RunJobs(ctx)
+	stop, cancel := context.WithTimeout(context.Background(), a.Config.ShutdownTimeout)
+	defer cancel()
+	if serr := srv.Shutdown(stop); serr != nil {
+		err = errors.Join(err, fmt.Errorf("worker metrics: shutdown: %w", serr))
+	}
+	if serr := <-served; !errors.Is(serr, http.ErrServerClosed) {
+		err = errors.Join(err, fmt.Errorf("worker metrics: %w", serr))
+	}
+	return err
 }
 
 // RunJobs runs the job workers until ctx ends, then stops them gracefully

@@ -140,6 +140,14 @@ func (m *metrics) handler(token string) http.Handler {
 	})
 }
 
+// operatorRoutes are what every process with a listener serves to its
+// operators, serve and `korrigo worker` alike: /metrics (token rule above)
+// and /healthz.
+func (a *App) operatorRoutes(mux *http.ServeMux) {
+	mux.Handle("GET /metrics", a.metrics.handler(a.Config.MetricsToken))
+	mux.HandleFunc("GET /healthz", healthz)
+}
+
 // operationLabel names an operation by its root fields (schema names only).
 func operationLabel(oc *graphql.OperationContext) (name, typ string) {
 	if oc == nil || oc.Operation == nil {

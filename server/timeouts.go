@@ -34,12 +34,13 @@ func orDefault(d, def time.Duration) time.Duration {
 	return def
 }
 
-// newHTTPServer is the serve process's HTTP server: every timeout set, the
-// long-lived exceptions handled per request by withDeadlines.
-func (a *App) newHTTPServer(base context.Context) *http.Server {
+// newHTTPServer is an HTTP server of this process (serve's, or a worker's
+// metrics listener): every timeout set, the long-lived exceptions handled per
+// request by withDeadlines.
+func (a *App) newHTTPServer(base context.Context, h http.Handler) *http.Server {
 	c := a.Config
 	return &http.Server{
-		Handler:           a.Handler,
+		Handler:           h,
 		ReadHeaderTimeout: orDefault(c.ReadHeaderTimeout, DefaultReadHeaderTimeout),
 		ReadTimeout:       orDefault(c.ReadTimeout, DefaultReadTimeout),
 		WriteTimeout:      orDefault(c.WriteTimeout, DefaultWriteTimeout),

@@ -11,9 +11,10 @@ import (
 	"github.com/korrigo/korrigo/server"
 )
 
-// worker runs job workers only (no HTTP server): `korrigo worker`. Several may
-// run against one PostgreSQL database; KORRIGO_WORKERS sets how many jobs
-// each runs at once (default 2).
+// worker runs job workers only (no GraphQL server): `korrigo worker`. Several
+// may run against one PostgreSQL database; KORRIGO_WORKERS sets how many jobs
+// each runs at once (default 2); KORRIGO_WORKER_METRICS_ADDR, when set, is
+// where it serves /metrics and /healthz.
 func worker(ctx context.Context) error {
 	cfg, log, err := setup()
 	if err != nil {
@@ -25,8 +26,12 @@ func worker(ctx context.Context) error {
 		return err
 	}
 	defer app.Close()
+	ln, err := app.ListenWorkerMetrics()
+	if err != nil {
+		return err
+	}
 	log.Info("job worker started")
-	return app.RunJobs(ctx)
+	return app.RunWorker(ctx, ln)
 }
 
 // recoverCmd resets what a crash left: `korrigo recover`.

@@ -40,6 +40,14 @@ func Dialects() []string {
 // Open returns a fresh migrated database of the dialect, removed when t ends.
 func Open(t testing.TB, dia string) *db.DB {
 	t.Helper()
+	d, _ := OpenURL(t, dia)
+	return d
+}
+
+// OpenURL is Open, with the database's KORRIGO_DATABASE_URL: for a second
+// app or process on the same database.
+func OpenURL(t testing.TB, dia string) (*db.DB, string) {
+	t.Helper()
 	ctx := context.Background()
 	var rawURL string
 	switch dia {
@@ -58,7 +66,7 @@ func Open(t testing.TB, dia string) *db.DB {
 	if err := d.Migrate(ctx); err != nil {
 		t.Fatalf("dbtest: %v", err)
 	}
-	return d
+	return d, rawURL
 }
 
 // createPostgres makes a throw-away database on the test server.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -209,6 +210,37 @@ func (c *Client) Do(query string, vars map[string]any) Response {
 		c.env.T.Fatalf("servertest: %v", err)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	return c.send(req)
+}
+
+// Upload posts a GraphQL multipart request (the upload spec's operations,
+// map and one file) with the file as $file, and decodes the response like Do.
+func (c *Client) Upload(query string, vars map[string]any, name string, data []byte) Response {
+	c.env.T.Helper()
+	if vars == nil {
+		vars = map[string]any{}
+	}
+	vars["file"] = nil
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	ops, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
+	_ = mw.WriteField("operations", string(ops))
+	_ = mw.WriteField("map", `{"0":["variables.file"]}`)
+	fw, _ := mw.CreateFormFile("0", name)
+	_, _ = fw.Write(data)
+	_ = mw.Close()
+	req, err := http.NewRequest(http.MethodPost, c.env.Server.URL+"/graphql", &body)
+	if err != nil {
+		c.env.T.Fatalf("servertest: %v", err)
+	}
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	return c.send(req)
+}
+
+// send adds the client's headers and credential to req, sends it and
+// decodes the GraphQL response.
+func (c *Client) send(req *http.Request) Response {
+	c.env.T.Helper()
 	for k, v := range c.Header {
 		req.Header[k] = v
 	}
