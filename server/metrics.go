@@ -239,14 +239,16 @@ func (m *metrics) labels(oc *graphql.OperationContext) *operationLabels {
 	return l
 }
 
-// aroundOperations keeps the active subscriptions gauge. gqlgen calls a
-// subscription's response handler until it returns nil, which it does once
-// the stream ended or the subscription's context was cancelled (client stop,
-// socket closed, shutdown); a panic ends it too. No context.AfterFunc: it
-// would keep one more context per subscription in memory.
+// aroundOperations keeps the active subscriptions gauge: subscriptions over a
+// WebSocket (over HTTP, gqlgen answers a subscription with its first event and
+// ends). The WebSocket transport calls a subscription's response handler until
+// it returns nil, which it does once the stream ended or the subscription's
+// context was cancelled (client stop, socket closed, shutdown); a panic ends
+// it too. No context.AfterFunc: it would keep one more context per
+// subscription in memory.
 func (m *metrics) aroundOperations(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
 	oc := graphql.GetOperationContext(ctx)
-	if oc == nil || oc.Operation == nil || oc.Operation.Operation != ast.Subscription {
+	if oc == nil || oc.Operation == nil || oc.Operation.Operation != ast.Subscription || !overWebSocket(ctx) {
 		return next(ctx)
 	}
 	h := next(ctx)

@@ -212,6 +212,13 @@ func markLimited(ctx context.Context, retryAfter int64) {
 
 type httpRateKey struct{}
 
+// overWebSocket reports whether ctx is an operation sent over a WebSocket (one
+// HTTP request carries every operation of the socket).
+func overWebSocket(ctx context.Context) bool {
+	st, _ := ctx.Value(httpRateKey{}).(*httpRate)
+	return st != nil && st.websocket
+}
+
 // withRateHeaders lets the GraphQL rate-limit extension answer HTTP requests
 // with X-RateLimit-* headers and, when refused, 429 and Retry-After (gqlgen
 // itself writes 200 for an operation refused before execution).

@@ -75,8 +75,7 @@ func operationLog(log *zap.Logger, slow time.Duration) graphql.ResponseMiddlewar
 			return resp // nil: the end of a stream
 		}
 		oc := graphql.GetOperationContext(ctx)
-		st, _ := ctx.Value(httpRateKey{}).(*httpRate)
-		websocket := st != nil && st.websocket
+		websocket := overWebSocket(ctx)
 		subscription := oc.Operation != nil && oc.Operation.Operation == ast.Subscription
 		if websocket && (subscription || oc.Stats.OperationStart.IsZero()) {
 			return resp // every event of a subscription passes here: nothing to log

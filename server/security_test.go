@@ -142,6 +142,12 @@ func TestMetricsWebSocket(t *testing.T) {
 	gauges(1, 1)
 	_ = c.ws.Close() // the other ends with the socket
 	gauges(0, 0)
+
+	// Over HTTP, gqlgen answers a subscription with its first event and ends:
+	// not an active subscription, before or after.
+	var overHTTP struct{ CopyLockChanged struct{ Typename string } }
+	env.As(token).MustDo(q, map[string]any{"e": ex.ID}, &overHTTP)
+	gauges(0, 0)
 }
 
 func grepLines(s, prefix string) string {
