@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 
+	"go.uber.org/zap"
+
 	"github.com/korrigo/korrigo/ent"
 	"github.com/korrigo/korrigo/ent/blob"
 	"github.com/korrigo/korrigo/storage"
@@ -57,11 +59,17 @@ func (s *Service) discard(ctx context.Context, refs ...storage.Ref) {
 	ctx = context.WithoutCancel(ctx)
 	for _, ref := range refs {
 		n, err := s.cfg.DB.Client.Blob.Query().Where(blob.Sha256(ref.SHA256)).Count(system(ctx))
-		if err != nil || n > 0 {
+		if err != nil {
+			// Kept: the hourly collection removes files no row names after a day.
+			s.log.Warn("orphan blob file kept: its rows could not be counted",
+				zap.String("sha256", ref.SHA256), zap.Error(err))
+			continue
+		}
+		if n > 0 {
 			continue
 		}
 		if err := s.cfg.Store.Delete(ref.SHA256); err != nil && !errors.Is(err, storage.ErrNotFound) {
-			s.log.Warn("remove orphan blob file")
+			s.log.Warn("remove orphan blob file", zap.String("sha256", ref.SHA256), zap.Error(err))
 		}
 	}
 }
