@@ -65,32 +65,17 @@ func (r gqlResp) code() string {
 func upload(t testing.TB, env *servertest.Env, token string, headers map[string]string, query string,
 	vars map[string]any, data []byte) gqlResp {
 	t.Helper()
-	var body bytes.Buffer
-	mw := multipart.NewWriter(&body)
-	vars["file"] = nil
-	ops, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
-	_ = mw.WriteField("operations", string(ops))
-	_ = mw.WriteField("map", `{"0":["variables.file"]}`)
-	fw, _ := mw.CreateFormFile("0", "scan.pdf")
-	_, _ = fw.Write(data)
-	_ = mw.Close()
-	req, _ := http.NewRequest(http.MethodPost, env.Server.URL+"/graphql", &body)
-	req.Header.Set("Content-Type", mw.FormDataContentType())
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
+	c := env.As(token)
 	for k, v := range headers {
-		req.Header.Set(k, v)
+		c.Header.Set(k, v)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	out := gqlResp{Status: resp.StatusCode}
-	if err := json.Unmarshal(raw, &out); err != nil {
-		t.Fatalf("status %d, body %q", resp.StatusCode, raw)
+	r := c.Upload(query, vars, "scan.pdf", data)
+	out := gqlResp{Status: r.Status, Data: r.Data}
+	for _, e := range r.Errors {
+		out.Errors = append(out.Errors, struct {
+			Message    string
+			Extensions map[string]any
+		}{e.Message, e.Extensions})
 	}
 	return out
 }
