@@ -21,6 +21,7 @@ import (
 	"github.com/korrigo/korrigo/ent/auditlog"
 	"github.com/korrigo/korrigo/ent/examcopy"
 	"github.com/korrigo/korrigo/ent/user"
+	"github.com/korrigo/korrigo/jobs"
 	"github.com/korrigo/korrigo/server/servertest"
 )
 
@@ -351,6 +352,85 @@ func TestExportPDFZip(t *testing.T) {
 		}
 		if n, _ := env.DB.Client.ExamCopy.Query().Where(examcopy.ExamID(ex2.ID), examcopy.StatusEQ(examcopy.StatusGRADED)).Count(env.Ctx()); n != 1 {
 			t.Fatalf("the failed export changed copies")
+		}
+	})
+}
+
+// An export whose file expired (KORRIGO_EXPORT_RETENTION, swept by
+// SweepStorage) keeps its job, with counts and file name and expired: true
+// in the result; downloadUrl is null, and a link signed before the expiry
+// answers 410 Gone, NOT_FOUND with reason EXPORT_EXPIRED. An export still
+// within the retention downloads as before.
+func TestExportExpires(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		env := servertest.New(t, d)
+		env.StartJobs(func(c *jobs.Config) { c.ExportRetention = 7 * 24 * time.Hour })
+		adminTok := env.Admin()
+		admin := env.As(adminTok)
+		teacher, _ := env.NewUser(user.RoleTEACHER, "Claire")
+		ex := env.NewExam(teacher)
+		gradedCopy(t, env, ex, servertest.CopyOpts{Corrector: teacher}, 1, 1, "")
+
+		old := waitExport(t, admin, requestExport(t, admin, ex.ID, "CSV"))
+		if old.State != "SUCCEEDED" || old.DownloadURL == nil {
+			t.Fatalf("export: %+v", old)
+		}
+		// No final PDF: a failed job without a file, which the sweep leaves.
+		if failed := waitExport(t, admin, requestExport(t, admin, ex.ID, "PDF_ZIP")); failed.State != "FAILED" {
+			t.Fatalf("PDF_ZIP without final PDFs: %+v", failed)
+		}
+		fresh := waitExport(t, admin, requestExport(t, admin, ex.ID, "CSV"))
+		var res struct{ SHA256, Filename string }
+		_ = json.Unmarshal(old.Result, &res)
+
+		// The first export finished eight days ago (a backdated row, not a
+		// sleep); the last one, of the same bytes, today.
+		eightDays := time.Now().Add(-8 * 24 * time.Hour)
+		env.DB.Client.Job.UpdateOneID(old.ID).SetFinishedAt(eightDays).ExecX(env.Ctx())
+		if err := env.App.Services.Jobs.SweepStorage(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+
+		got := waitExport(t, admin, old.ID)
+		var r map[string]any
+		_ = json.Unmarshal(got.Result, &r)
+		if got.State != "SUCCEEDED" || got.DownloadURL != nil || r["expired"] != true || r["sha256"] != nil ||
+			r["filename"] != res.Filename || r["rows"] != float64(1) {
+			t.Fatalf("expired export: %+v %s", got, got.Result)
+		}
+		dl := fetch(t, env, adminTok, *old.DownloadURL)
+		var body struct {
+			Errors []struct {
+				Message    string
+				Extensions map[string]any
+			}
+		}
+		_ = json.Unmarshal(dl.Body, &body)
+		if dl.Status != http.StatusGone || len(body.Errors) != 1 || body.Errors[0].Extensions["code"] != "NOT_FOUND" ||
+			body.Errors[0].Extensions["reason"] != "EXPORT_EXPIRED" || body.Errors[0].Extensions["expiredAt"] == nil ||
+			!strings.Contains(body.Errors[0].Message, "expired") {
+			t.Fatalf("download of an expired export: %d %s", dl.Status, dl.Body)
+		}
+		if n := auditCount(t, env, "EXPORT_DOWNLOADED"); n != 0 {
+			t.Fatalf("%d download audit rows for an expired file", n)
+		}
+		if n := auditCount(t, env, "EXPORT_EXPIRED"); n != 1 {
+			t.Fatalf("%d expiry audit rows", n)
+		}
+
+		// The export within the retention, which shares the expired one's
+		// blob, still downloads.
+		f := waitExport(t, admin, fresh.ID)
+		var fres struct{ SHA256 string }
+		_ = json.Unmarshal(f.Result, &fres)
+		if f.DownloadURL == nil || fres.SHA256 != res.SHA256 {
+			t.Fatalf("fresh export lost its link or does not share the blob: %+v", f)
+		}
+		if dl := fetch(t, env, adminTok, *f.DownloadURL); dl.Status != http.StatusOK {
+			t.Fatalf("fresh export download: %d %s", dl.Status, dl.Body)
+		}
+		if n, _ := env.DB.Client.Job.Query().Count(env.Ctx()); n != 3 {
+			t.Fatalf("%d jobs after the sweep, want the 3 kept", n)
 		}
 	})
 }

@@ -38,6 +38,9 @@ type Exporter interface {
 	// ExportStored runs in the transaction that ends j with its stored file
 	// and result (the audit entry commits with it).
 	ExportStored(ctx context.Context, tx *ent.Tx, j *ent.Job, result map[string]any) error
+	// ExportExpired runs in the transaction that drops the file reference of
+	// j (ExpireExports); meta is its new result plus the dropped sha256.
+	ExportExpired(ctx context.Context, tx *ent.Tx, j *ent.Job, meta map[string]any) error
 }
 
 // SetExporter sets who writes export files. Call before Start.

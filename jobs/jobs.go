@@ -1,7 +1,8 @@
 // Package jobs runs Korrigo's durable background work on River (DESIGN.md §8,
 // §9): splitting a class scan into copies (SPLIT_SCAN), importing one student's
 // PDF (IMPORT_COPY), rendering a copy's final PDF (FINALIZE_COPY), and the
-// periodic sweeps (expired leases, stuck states, stale temp files).
+// periodic sweeps (expired leases, stuck states, expired exports, stale temp
+// files, unreferenced blobs).
 //
 // Two records describe a job. Our Job row (ent) is what the API shows — kind,
 // state, progress, error, result, timestamps — and what the rest of the code
@@ -96,6 +97,10 @@ type Config struct {
 	// stale temp files). Default 5 s for leases; stuck states are checked
 	// on the same tick.
 	SweepInterval time.Duration
+	// ExportRetention: an export's file is dropped this long after its job
+	// finished (ExpireExports, hourly); 0 keeps exports forever. The server
+	// sets it from KORRIGO_EXPORT_RETENTION (default DefaultExportRetention).
+	ExportRetention time.Duration
 	// Hooks are for tests: code that runs inside a worker.
 	Hooks *Hooks
 	// Observer is told of every attempt's end; nil = nobody.

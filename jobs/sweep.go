@@ -31,7 +31,8 @@ type sweepWorker struct {
 
 // Work is the periodic sweep (River runs periodic jobs on the elected leader
 // only): expired leases, jobs left behind by dead workers, copies stuck in
-// GRADING_IN_PROGRESS, and, hourly, stale temp files and unreferenced blobs.
+// GRADING_IN_PROGRESS, and, hourly, expired exports, stale temp files and
+// unreferenced blobs (SweepStorage).
 func (w *sweepWorker) Work(ctx context.Context, _ *river.Job[sweepArgs]) error {
 	s := w.s
 	if _, err := s.cfg.Grading.SweepExpiredLocks(ctx, time.Now()); err != nil {
@@ -41,11 +42,8 @@ func (w *sweepWorker) Work(ctx context.Context, _ *river.Job[sweepArgs]) error {
 		s.log.Warn("stuck-state sweep", zap.Error(err))
 	}
 	if s.gcDue() {
-		if _, err := s.cfg.Store.RemoveStaleTemp(staleTempAge); err != nil {
-			s.log.Warn("temp sweep", zap.Error(err))
-		}
-		if _, err := s.CollectBlobs(ctx, 24*time.Hour); err != nil {
-			s.log.Warn("blob collection", zap.Error(err))
+		if err := s.SweepStorage(ctx); err != nil {
+			s.log.Warn("storage sweep", zap.Error(err))
 		}
 	}
 	return nil
@@ -219,8 +217,8 @@ func (s *Service) Recover(ctx context.Context, o RecoverOptions, tempAge time.Du
 }
 
 // CollectBlobs deletes blobs nothing refers to and older than age: Blob rows
-// no copy or live job names (with their files), and stored files without a
-// row (left by a crash between the rename and the commit).
+// no copy, live job or unexpired export names (with their files), and stored
+// files without a row (left by a crash between the rename and the commit).
 func (s *Service) CollectBlobs(ctx context.Context, age time.Duration) (int, error) {
 	ctx = system(ctx)
 	cutoff := time.Now().Add(-age)
@@ -265,8 +263,9 @@ func (s *Service) CollectBlobs(ctx context.Context, age time.Duration) (int, err
 	return removed, err
 }
 
-// deleteUnreferencedBlob deletes the Blob row of sha when no copy and no live
-// job refers to it, and reports whether it did.
+// deleteUnreferencedBlob deletes the Blob row of sha when no copy, no live
+// job and no unexpired export (its result's sha256) refers to it, and reports
+// whether it did.
 func deleteUnreferencedBlob(ctx context.Context, tx *ent.Tx, sha string) (bool, error) {
 	ctx = system(ctx)
 	b, err := tx.Blob.Query().Where(blob.Sha256(sha)).Only(ctx)
@@ -288,6 +287,13 @@ func deleteUnreferencedBlob(ctx context.Context, tx *ent.Tx, sha string) (bool, 
 				return false, err
 			}
 		}
+	}
+	// Content addressing: identical export files (the same grades exported
+	// twice) share one row, which stays while any of them is unexpired.
+	exported, err := tx.Job.Query().Where(job.KindIn(exportKinds...), job.StateEQ(job.StateSUCCEEDED),
+		exportNames(sha)).Exist(ctx)
+	if err != nil || exported {
+		return false, err
 	}
 	pending, err := tx.Job.Query().Where(job.StateIn(live...), job.KindIn(job.KindSPLIT_SCAN, job.KindIMPORT_COPY)).All(ctx)
 	if err != nil {

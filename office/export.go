@@ -171,6 +171,26 @@ func (s *Service) ExportStored(ctx context.Context, tx *ent.Tx, j *ent.Job, resu
 	return s.auditTx(ctx, tx, action, target, meta)
 }
 
+// ExportExpired implements jobs.Exporter: the audit entry of an export whose
+// file the sweep dropped after the retention (kind, exam, file, counts), in
+// the transaction that drops it. The server acts: no actor.
+func (s *Service) ExportExpired(ctx context.Context, tx *ent.Tx, j *ent.Job, meta map[string]any) error {
+	entry := map[string]any{"jobId": j.ID, "kind": string(j.Kind)}
+	for _, k := range []string{"format", "rows", "copies", "written", "failed", "filename", "size", "sha256", "expiredAt"} {
+		if v, ok := meta[k]; ok {
+			entry[k] = v
+		}
+	}
+	if j.FinishedAt != nil {
+		entry["finishedAt"] = j.FinishedAt.UTC().Format(time.RFC3339Nano)
+	}
+	target := ""
+	if j.ExamID != nil {
+		target = *j.ExamID
+	}
+	return s.auditTx(ctx, tx, AuditExportExpired, target, entry)
+}
+
 // gradeFile builds a grade file (PRONOTE or CSV) and its row count.
 func (s *Service) gradeFile(ctx context.Context, ex *ent.Exam, p exportParams) ([]byte, int, error) {
 	copies, err := s.db.Client.ExamCopy.Query().Where(examcopy.ExamID(ex.ID)).

@@ -152,18 +152,25 @@ type exportResult struct {
 	MediaType string `json:"mediaType"`
 	Size      int64  `json:"size"`
 	SHA256    string `json:"sha256"`
+	// Expired: the retention passed and the file is gone (jobs.ExpireExports).
+	Expired   bool   `json:"expired"`
+	ExpiredAt string `json:"expiredAt"`
 }
+
+// ExportExpiredReason is the extensions.reason of NOT_FOUND for the download
+// of an export whose file expired (the file route answers it with 410).
+const ExportExpiredReason = "EXPORT_EXPIRED"
 
 func isExport(k job.Kind) bool { return k == job.KindEXPORT_GRADES || k == job.KindEXPORT_PDFS }
 
 // ExportFilename is the file name of a finished export job, "" when the job
-// has no file to download (not an export, not SUCCEEDED).
+// has no file to download (not an export, not SUCCEEDED, file expired).
 func ExportFilename(j *ent.Job) string {
 	if !isExport(j.Kind) || j.State != job.StateSUCCEEDED {
 		return ""
 	}
 	var r exportResult
-	if json.Unmarshal(j.Result, &r) != nil || r.SHA256 == "" {
+	if json.Unmarshal(j.Result, &r) != nil || r.SHA256 == "" || r.Expired {
 		return ""
 	}
 	return r.Filename
@@ -171,7 +178,8 @@ func ExportFilename(j *ent.Job) string {
 
 // OpenExport opens the file of a finished export job for the caller (admins
 // only: grade files name students) and records the download in the audit
-// log. The caller closes Body.
+// log. The caller closes Body. An expired export is NOT_FOUND with
+// extensions.reason EXPORT_EXPIRED and expiredAt.
 func (s *Service) OpenExport(ctx context.Context, jobID string) (*ExportDownload, error) {
 	if _, err := adminReader(ctx); err != nil {
 		return nil, err
@@ -186,7 +194,14 @@ func (s *Service) OpenExport(ctx context.Context, jobID string) (*ExportDownload
 		return nil, apperr.NotFoundf("export %s has no file", jobID)
 	}
 	var r exportResult
-	if err := json.Unmarshal(j.Result, &r); err != nil || r.SHA256 == "" {
+	if err := json.Unmarshal(j.Result, &r); err != nil {
+		return nil, apperr.NotFoundf("export %s has no file", jobID)
+	}
+	if r.Expired {
+		return nil, apperr.NotFoundf("the file of export %s expired (exports are kept for a limited time); export again", jobID).
+			With("reason", ExportExpiredReason).With("expiredAt", r.ExpiredAt)
+	}
+	if r.SHA256 == "" {
 		return nil, apperr.NotFoundf("export %s has no file", jobID)
 	}
 	b, err := s.db.Client.Blob.Query().Where(blob.Sha256(r.SHA256)).Only(system(ctx))

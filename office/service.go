@@ -48,6 +48,9 @@ const (
 	AuditGradesExported   = "GRADES_EXPORTED"
 	AuditPDFsExported     = "PDFS_EXPORTED"
 	AuditExportDownloaded = "EXPORT_DOWNLOADED"
+	// AuditExportExpired: the sweep dropped an export's file after the
+	// retention (KORRIGO_EXPORT_RETENTION); no actor.
+	AuditExportExpired = "EXPORT_EXPIRED"
 )
 
 // Service is the exam office. It is safe for concurrent use.

@@ -50,6 +50,9 @@ type Config struct {
 	// (KORRIGO_WS_AUTH_INTERVAL), the safety net behind the hints that close
 	// a revoked credential's sockets at once (socketAuth).
 	WSAuthInterval time.Duration
+	// ExportRetention: an export's file is deleted this long after its job
+	// finished (KORRIGO_EXPORT_RETENTION, default 168h; 0 keeps exports forever).
+	ExportRetention time.Duration
 	// RateLimits are the per-IP, per-user and per-operation rates (ratelimit.go).
 	RateLimits RateLimits
 	// TrustedProxies may set X-Forwarded-For (KORRIGO_TRUSTED_PROXIES).
@@ -129,6 +132,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		if *d.dst, err = durationVar(get, d.key, d.def); err != nil {
 			return c, err
 		}
+	}
+	if c.ExportRetention, err = retentionVar(get, "KORRIGO_EXPORT_RETENTION", jobs.DefaultExportRetention); err != nil {
+		return c, err
 	}
 	counts := []struct {
 		key string
@@ -223,6 +229,20 @@ func durationVar(get func(k, def string) string, key string, def time.Duration) 
 	d, err := time.ParseDuration(v)
 	if err != nil || d <= 0 {
 		return 0, fmt.Errorf("config: %s must be a positive duration such as 30s, got %q", key, v)
+	}
+	return d, nil
+}
+
+// retentionVar parses a non-negative duration setting where 0 means forever
+// (absent: def).
+func retentionVar(get func(k, def string) string, key string, def time.Duration) (time.Duration, error) {
+	v := get(key, "")
+	if v == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("config: %s must be a duration such as 168h, or 0 to keep forever, got %q", key, v)
 	}
 	return d, nil
 }

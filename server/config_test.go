@@ -3,6 +3,7 @@ package server
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -108,5 +109,26 @@ func TestWorkerMetricsAddrValidation(t *testing.T) {
 	}
 	if c, err := LoadConfig(env(nil)); err != nil || c.WorkerMetricsAddr != "" {
 		t.Fatalf("default: %q, %v", c.WorkerMetricsAddr, err)
+	}
+}
+
+// KORRIGO_EXPORT_RETENTION: 7 days unless set; 0 keeps exports forever;
+// anything else that is not a non-negative duration stops the start-up.
+func TestConfigExportRetention(t *testing.T) {
+	c, err := LoadConfig(env(nil))
+	if err != nil || c.ExportRetention != 168*time.Hour {
+		t.Fatalf("default retention = %v, %v; want 168h", c.ExportRetention, err)
+	}
+	for value, want := range map[string]time.Duration{"0": 0, "36h": 36 * time.Hour, "90m": 90 * time.Minute} {
+		c, err := LoadConfig(env(map[string]string{"KORRIGO_EXPORT_RETENTION": value}))
+		if err != nil || c.ExportRetention != want {
+			t.Errorf("KORRIGO_EXPORT_RETENTION=%q: %v, %v; want %v", value, c.ExportRetention, err, want)
+		}
+	}
+	for _, value := range []string{"7d", "-1h", "forever", "168"} {
+		if _, err := LoadConfig(env(map[string]string{"KORRIGO_EXPORT_RETENTION": value})); err == nil ||
+			!strings.Contains(err.Error(), "KORRIGO_EXPORT_RETENTION") {
+			t.Errorf("KORRIGO_EXPORT_RETENTION=%q: err = %v", value, err)
+		}
 	}
 }

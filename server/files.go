@@ -15,6 +15,7 @@ import (
 	"github.com/korrigo/korrigo/auth/viewer"
 	"github.com/korrigo/korrigo/ent"
 	"github.com/korrigo/korrigo/ent/examcopy"
+	"github.com/korrigo/korrigo/office"
 	"github.com/korrigo/korrigo/server/filesign"
 	"github.com/korrigo/korrigo/storage"
 )
@@ -114,7 +115,9 @@ func (a *App) files() http.Handler {
 // /files/exports/{jobId}/{filename}, from Job.downloadUrl): the signature
 // must be valid, unexpired and issued to the caller, and the caller must be
 // an admin (office.OpenExport decides, and audits the download). Nothing is
-// cacheable; the file is an attachment with its name.
+// cacheable; the file is an attachment with its name. An export whose file
+// expired (KORRIGO_EXPORT_RETENTION) answers 410 Gone, NOT_FOUND with
+// extensions.reason EXPORT_EXPIRED and expiredAt.
 func (a *App) exportFiles() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
@@ -137,6 +140,10 @@ func (a *App) exportFiles() http.Handler {
 		switch {
 		case errors.As(err, &typed) && typed.Code == apperr.Forbidden:
 			writeError(w, http.StatusForbidden, apperr.Forbidden, typed.Message)
+			return
+		case errors.As(err, &typed) && typed.Code == apperr.NotFound && typed.Extensions["reason"] == office.ExportExpiredReason:
+			// Gone for good, unlike a link that never named a file.
+			writeErrorExt(w, http.StatusGone, apperr.NotFound, typed.Message, typed.Extensions)
 			return
 		case errors.As(err, &typed) && typed.Code == apperr.NotFound:
 			writeError(w, http.StatusNotFound, apperr.NotFound, "no such file")

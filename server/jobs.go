@@ -40,7 +40,7 @@ func newJobs(cfg Config, log *zap.Logger, d *db.DB, progress jobs.ProgressPublis
 	runner := pdfRunner(log, cfg)
 	runner.Observe = m.pdfRendered
 	return jobs.New(jobs.Config{DB: d, Store: store, Runner: runner, Logger: log.Named("jobs"), Progress: progress,
-		Workers: cfg.ServeWorkers, Hooks: testHooks(cfg, log), Observer: m})
+		Workers: cfg.ServeWorkers, ExportRetention: cfg.ExportRetention, Hooks: testHooks(cfg, log), Observer: m})
 }
 
 // testHooks wires KORRIGO_TEST_BLOCK_JOB (never set in production; Validate

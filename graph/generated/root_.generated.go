@@ -4718,7 +4718,9 @@ extend type Mutation {
   PDF_ZIP: a ZIP with the final PDF of every GRADED copy, named <anonymousId>.pdf; a copy whose
   PDF cannot be read is left out and reported in the job's result (results[].ok/error).
   When the job SUCCEEDED, its result describes the file (filename, mediaType, size, sha256, and
-  rows, or copies/written/failed/results) and Job.downloadUrl gives a signed link to it.
+  rows, or copies/written/failed/results) and Job.downloadUrl gives a signed link to it. The file
+  is kept for KORRIGO_EXPORT_RETENTION after the job finished (default 7 days; 0: forever); then
+  it is deleted, the job stays, its result loses sha256 and says expired: true and expiredAt.
   """
   exportGrades(examId: ID!, format: GradeExportFormat!, coefficient: Float): Job!
 }
@@ -4851,7 +4853,9 @@ type StudentResultScore {
 extend type Job {
   """
   Export jobs (EXPORT_GRADES, EXPORT_PDFS) that SUCCEEDED, for admins: a signed link to the
-  file (GET; valid a few minutes and for the caller only; every download is audited). Null otherwise.
+  file (GET; valid a few minutes and for the caller only; every download is audited). Null otherwise,
+  and once the file expired (result.expired; KORRIGO_EXPORT_RETENTION): a link signed before then
+  answers 410 with extensions.code NOT_FOUND and extensions.reason EXPORT_EXPIRED.
   """
   downloadUrl: String
 }
