@@ -2,11 +2,6 @@ package jobs_test
 
 import (
 	"bytes"
-	"context"
-	"database/sql"
-	"fmt"
-	"math/rand/v2"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,37 +10,35 @@ import (
 	"testing"
 	"time"
 
-	"github.com/korrigo/korrigo/db"
+	"entgo.io/ent/dialect"
+
 	"github.com/korrigo/korrigo/db/dbtest"
 	"github.com/korrigo/korrigo/ent/examcopy"
 	"github.com/korrigo/korrigo/server/servertest"
 )
 
-// freshPostgres creates a throw-away database and returns its URL.
-func freshPostgres(t *testing.T) string {
+// processEnv is where tests of real korrigo processes start: a fresh
+// migrated PostgreSQL database (skipped without one), the korrigo binary, a
+// data dir, and a serve env over them that runs no jobs itself. The processes
+// get the database's URL and the same data dir.
+type processEnv struct {
+	env                 *servertest.Env
+	bin, pgURL, dataDir string
+}
+
+func newProcessEnv(t *testing.T) processEnv {
 	t.Helper()
-	server := dbtest.PostgresURL()
-	if server == "" {
+	if dbtest.PostgresURL() == "" {
 		t.Skip("KORRIGO_TEST_POSTGRES_URL is not set")
 	}
-	admin, err := sql.Open("postgres", server)
-	if err != nil {
-		t.Fatal(err)
+	d, pgURL := dbtest.OpenURL(t, dialect.Postgres)
+	dataDir := t.TempDir()
+	return processEnv{
+		env:     servertest.NewWithEnv(t, d, map[string]string{"KORRIGO_DATA_DIR": dataDir}),
+		bin:     korrigoBinary(t),
+		pgURL:   pgURL,
+		dataDir: dataDir,
 	}
-	name := fmt.Sprintf("korrigo_crash_%d", rand.Uint64()>>1)
-	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
-		admin.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		defer admin.Close()
-		if _, err := admin.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)"); err != nil {
-			t.Errorf("drop database %s: %v", name, err)
-		}
-	})
-	u, _ := url.Parse(server)
-	u.Path = "/" + name
-	return u.String()
 }
 
 // korrigoBinary builds cmd/korrigo into a temp dir.
@@ -106,18 +99,8 @@ func startKorrigo(t *testing.T, bin string, env []string, args ...string) *proc 
 // GRADING_FAILED and removes the unrecorded file; a new worker finalizes the
 // copy again.
 func TestWorkerProcessKilledMidJob(t *testing.T) {
-	pgURL := freshPostgres(t)
-	d, err := db.Open(context.Background(), pgURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
-	if err := d.Migrate(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	bin := korrigoBinary(t)
-	dataDir := t.TempDir()
-	env := servertest.NewWithEnv(t, d, map[string]string{"KORRIGO_DATA_DIR": dataDir}) // runs no jobs itself
+	p := newProcessEnv(t)
+	env, bin, pgURL, dataDir := p.env, p.bin, p.pgURL, p.dataDir
 	g := gradedCopy(t, env)
 	jobID := finalize(t, env, g)
 

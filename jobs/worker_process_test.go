@@ -1,7 +1,6 @@
 package jobs_test
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"regexp"
@@ -9,9 +8,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/korrigo/korrigo/db"
-	"github.com/korrigo/korrigo/server/servertest"
 )
 
 // TestWorkerProcessMetrics: a real `korrigo worker` in production mode with
@@ -19,20 +15,10 @@ import (
 // duration of the FINALIZE_COPY job it ran on /metrics to the metrics token
 // only, and on SIGTERM exits 0 with the listener closed.
 func TestWorkerProcessMetrics(t *testing.T) {
-	pgURL := freshPostgres(t)
-	d, err := db.Open(context.Background(), pgURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
-	if err := d.Migrate(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	bin := korrigoBinary(t)
-	dataDir := t.TempDir()
-	env := servertest.NewWithEnv(t, d, map[string]string{"KORRIGO_DATA_DIR": dataDir}) // runs no jobs itself
+	p := newProcessEnv(t)
+	env, dataDir := p.env, p.dataDir
 	const token = "worker-metrics-token-0123456789"
-	w := startKorrigo(t, bin, []string{"KORRIGO_DATABASE_URL=" + pgURL, "KORRIGO_DATA_DIR=" + dataDir,
+	w := startKorrigo(t, p.bin, []string{"KORRIGO_DATABASE_URL=" + p.pgURL, "KORRIGO_DATA_DIR=" + dataDir,
 		"KORRIGO_ENV=production", "KORRIGO_METRICS_TOKEN=" + token, "KORRIGO_WORKERS=1", "KORRIGO_LOG_LEVEL=info",
 		"KORRIGO_WORKER_METRICS_ADDR=127.0.0.1:0"}, "worker")
 	listening := regexp.MustCompile(`"msg":"worker metrics listening".*"addr":"([^"]+)"`)
