@@ -1,13 +1,9 @@
 package graph_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math"
-	"mime/multipart"
-	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -41,32 +37,7 @@ type importReport struct {
 // officeUpload sends a GraphQL multipart request with one file as $file.
 func officeUpload(t testing.TB, env *servertest.Env, token, query string, vars map[string]any, name string, data []byte) servertest.Response {
 	t.Helper()
-	if vars == nil {
-		vars = map[string]any{}
-	}
-	vars["file"] = nil
-	var body bytes.Buffer
-	mw := multipart.NewWriter(&body)
-	ops, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
-	_ = mw.WriteField("operations", string(ops))
-	_ = mw.WriteField("map", `{"0":["variables.file"]}`)
-	fw, _ := mw.CreateFormFile("0", name)
-	_, _ = fw.Write(data)
-	_ = mw.Close()
-	req, _ := http.NewRequest(http.MethodPost, env.Server.URL+"/graphql", &body)
-	req.Header.Set("Content-Type", mw.FormDataContentType())
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	out := servertest.Response{Status: resp.StatusCode}
-	if err := json.Unmarshal(raw, &out); err != nil {
-		t.Fatalf("status %d, body %q", resp.StatusCode, raw)
-	}
-	return out
+	return env.As(token).Upload(query, vars, name, data)
 }
 
 func importStudents(t testing.TB, env *servertest.Env, data []byte) importReport {
