@@ -45,6 +45,23 @@ func typedBlobRow(ctx context.Context, tx *ent.Tx, ref storage.Ref, mediaType st
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("record blob %s: %w", ref.SHA256, err)
 	}
+	// Lock the row until tx ends: a collection (deleteUnreferencedBlob,
+	// which deletes under the same lock) either waits and then sees the row
+	// that names the blob, or committed first and the row is inserted again.
+	for range 2 {
+		n, err := tx.Blob.Update().Where(blob.Sha256(ref.SHA256)).AddPages(0).Save(system(ctx))
+		if err != nil {
+			return nil, fmt.Errorf("lock blob %s: %w", ref.SHA256, err)
+		}
+		if n == 1 {
+			break
+		}
+		err = tx.Blob.Create().SetSha256(ref.SHA256).SetSize(ref.Size).SetMediaType(mediaType).
+			SetPages(pages).SetCreatedAt(now()).Exec(system(ctx))
+		if err != nil {
+			return nil, fmt.Errorf("record blob %s again: %w", ref.SHA256, err)
+		}
+	}
 	b, err := tx.Blob.Query().Where(blob.Sha256(ref.SHA256)).Only(system(ctx))
 	if err != nil {
 		return nil, fmt.Errorf("read blob %s: %w", ref.SHA256, err)

@@ -3,6 +3,7 @@ package jobs_test
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -30,6 +31,15 @@ func storedExport(t *testing.T, env *servertest.Env, examID, content string, ago
 		t.Fatal(err)
 	}
 	at := time.Now().UTC().Add(-ago)
+	// Put refreshes the file's time, which the collection honours: the file
+	// is as old as this export.
+	path, err := env.App.Services.Jobs.Store().Path(ref.SHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(path, at, at); err != nil {
+		t.Fatal(err)
+	}
 	err = env.DB.Client.Blob.Create().SetSha256(ref.SHA256).SetSize(ref.Size).SetMediaType("text/csv; charset=utf-8").
 		SetCreatedAt(at).OnConflictColumns(blob.FieldSha256).DoNothing().Exec(ctx)
 	if err != nil && !strings.Contains(err.Error(), "no rows") {

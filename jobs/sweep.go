@@ -228,6 +228,12 @@ func (s *Service) CollectBlobs(ctx context.Context, age time.Duration) (int, err
 		return 0, fmt.Errorf("list blobs: %w", err)
 	}
 	for _, b := range rows {
+		// Put refreshes the file's time when it stores bytes that are there
+		// already: a file touched since the cutoff is about to be named by a
+		// row (again), so neither the row nor the file goes.
+		if s.touchedSince(b.Sha256, cutoff) {
+			continue
+		}
 		var gone bool
 		err := db.WithTx(ctx, s.cfg.DB.Client, func(tx *ent.Tx) error {
 			var err error
@@ -237,7 +243,10 @@ func (s *Service) CollectBlobs(ctx context.Context, age time.Duration) (int, err
 		if err != nil {
 			return removed, err
 		}
-		if gone {
+		// Checked again once the row is gone: a Put since then belongs to a
+		// transaction that inserts the row anew; if it fails, the orphan
+		// pass below takes the file later.
+		if gone && !s.touchedSince(b.Sha256, cutoff) {
 			if err := s.cfg.Store.Delete(b.Sha256); err == nil {
 				removed++
 			}
@@ -275,6 +284,12 @@ func deleteUnreferencedBlob(ctx context.Context, tx *ent.Tx, sha string) (bool, 
 	if err != nil {
 		return false, err
 	}
+	// The lock typedBlobRow takes: a transaction about to name this blob
+	// commits first (and is seen below), or finds the row gone and inserts
+	// it again.
+	if n, err := tx.Blob.Update().Where(blob.ID(b.ID)).AddPages(0).Save(ctx); err != nil || n == 0 {
+		return false, err
+	}
 	used, err := tx.ExamCopy.Query().Where(examcopy.Or(examcopy.SourceBlobID(b.ID), examcopy.FinalBlobID(b.ID))).Exist(ctx)
 	if err != nil || used {
 		return false, err
@@ -306,6 +321,25 @@ func deleteUnreferencedBlob(ctx context.Context, tx *ent.Tx, sha string) (bool, 
 		}
 	}
 	return true, tx.Blob.DeleteOne(b).Exec(ctx)
+}
+
+// touchedSince reports whether the stored file of sha was written or reused
+// (storage.FS.Put refreshes its time) after t. A file that cannot be
+// inspected counts as touched: it is not deleted on a guess.
+func (s *Service) touchedSince(sha string, t time.Time) bool {
+	p, err := s.cfg.Store.Path(sha)
+	if err != nil {
+		return true
+	}
+	info, err := os.Lstat(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return false
+	}
+	if err != nil {
+		s.log.Warn("inspect blob file", zap.String("sha256", sha), zap.Error(err))
+		return true
+	}
+	return info.ModTime().After(t)
 }
 
 // tempFiles lists the names in the store's temp directory (tests).
