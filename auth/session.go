@@ -171,15 +171,23 @@ type sessionRow struct {
 	MustChangePassword bool       `sql:"user_must_change_password"`
 }
 
-// viewerColumns selects from the joined users table u what a Viewer is made
-// of, named <prefix>_name, <prefix>_role, <prefix>_active and
-// <prefix>_must_change_password: a session and an API token authenticate in
-// one statement with their user.
-func viewerColumns(u *sql.SelectTable, prefix string) []string {
-	return []string{
-		sql.As(u.C(user.FieldName), prefix+"_name"), sql.As(u.C(user.FieldRole), prefix+"_role"),
-		sql.As(u.C(user.FieldActive), prefix+"_active"),
-		sql.As(u.C(user.FieldMustChangePassword), prefix+"_must_change_password"),
+// withViewer makes a credential query (session, API token) select its own
+// columns and, joined on fk, what a Viewer is made of from its user, named
+// <prefix>_name, <prefix>_role, <prefix>_active and
+// <prefix>_must_change_password: a credential authenticates in one statement
+// with its user.
+func withViewer(fk, prefix string, own ...string) func(*sql.Selector) {
+	return func(q *sql.Selector) {
+		u := sql.Table(user.Table).As("u")
+		q.Join(u).On(q.C(fk), u.C(user.FieldID))
+		cols := make([]string, 0, len(own)+4)
+		for _, c := range own {
+			cols = append(cols, q.C(c))
+		}
+		q.Select(append(cols,
+			sql.As(u.C(user.FieldName), prefix+"_name"), sql.As(u.C(user.FieldRole), prefix+"_role"),
+			sql.As(u.C(user.FieldActive), prefix+"_active"),
+			sql.As(u.C(user.FieldMustChangePassword), prefix+"_must_change_password"))...)
 	}
 }
 
@@ -188,13 +196,8 @@ func (s *Service) authenticateSession(ctx context.Context, token string) (*viewe
 	err := s.client.Session.Query().
 		Where(session.TokenHash(hashToken(token))).
 		Limit(2).
-		Modify(func(q *sql.Selector) {
-			u := sql.Table(user.Table).As("u")
-			q.Join(u).On(q.C(session.FieldUserID), u.C(user.FieldID))
-			q.Select(append([]string{q.C(session.FieldID), q.C(session.FieldLastSeenAt), q.C(session.FieldExpiresAt),
-				q.C(session.FieldAbsoluteExpiresAt), q.C(session.FieldRevokedAt), q.C(session.FieldUserID)},
-				viewerColumns(u, "user")...)...)
-		}).
+		Modify(withViewer(session.FieldUserID, "user", session.FieldID, session.FieldLastSeenAt,
+			session.FieldExpiresAt, session.FieldAbsoluteExpiresAt, session.FieldRevokedAt, session.FieldUserID)).
 		Scan(rules.System(ctx), &rows)
 	switch {
 	case err != nil:

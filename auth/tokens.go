@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"entgo.io/ent/dialect/sql"
 	"go.uber.org/zap"
 
 	"github.com/korrigo/korrigo/apperr"
@@ -188,13 +187,8 @@ func (s *Service) authenticateAPIToken(ctx context.Context, secret string) (*vie
 	err := s.client.ApiToken.Query().
 		Where(apitoken.TokenHash(hashToken(secret))).
 		Limit(2).
-		Modify(func(q *sql.Selector) {
-			u := sql.Table(user.Table).As("u")
-			q.Join(u).On(q.C(apitoken.FieldOwnerID), u.C(user.FieldID))
-			q.Select(append([]string{q.C(apitoken.FieldID), q.C(apitoken.FieldScopes), q.C(apitoken.FieldExpiresAt),
-				q.C(apitoken.FieldLastUsedAt), q.C(apitoken.FieldRevokedAt), q.C(apitoken.FieldOwnerID)},
-				viewerColumns(u, "owner")...)...)
-		}).
+		Modify(withViewer(apitoken.FieldOwnerID, "owner", apitoken.FieldID, apitoken.FieldScopes,
+			apitoken.FieldExpiresAt, apitoken.FieldLastUsedAt, apitoken.FieldRevokedAt, apitoken.FieldOwnerID)).
 		Scan(rules.System(ctx), &rows)
 	switch {
 	case err != nil:
