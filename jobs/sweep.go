@@ -327,19 +327,12 @@ func deleteUnreferencedBlob(ctx context.Context, tx *ent.Tx, sha string) (bool, 
 // (storage.FS.Put refreshes its time) after t. A file that cannot be
 // inspected counts as touched: it is not deleted on a guess.
 func (s *Service) touchedSince(sha string, t time.Time) bool {
-	p, err := s.cfg.Store.Path(sha)
-	if err != nil {
-		return true
-	}
-	info, err := os.Lstat(p)
-	if errors.Is(err, os.ErrNotExist) {
-		return false
-	}
+	mod, ok, err := s.cfg.Store.ModTime(sha)
 	if err != nil {
 		s.log.Warn("inspect blob file", zap.String("sha256", sha), zap.Error(err))
 		return true
 	}
-	return info.ModTime().After(t)
+	return ok && mod.After(t)
 }
 
 // tempFiles lists the names in the store's temp directory (tests).

@@ -74,18 +74,25 @@ func (s *FS) Open(sha string) (io.ReadSeekCloser, error) {
 
 // Exists reports whether the blob is stored.
 func (s *FS) Exists(sha string) (bool, error) {
+	_, ok, err := s.ModTime(sha)
+	return ok, err
+}
+
+// ModTime is when the blob was last written or reused (Put refreshes the
+// time of a blob it finds already stored); ok is false when it is not stored.
+func (s *FS) ModTime(sha string) (mod time.Time, ok bool, err error) {
 	p, err := s.Path(sha)
 	if err != nil {
-		return false, err
+		return time.Time{}, false, err
 	}
-	_, err = os.Lstat(p)
+	info, err := os.Lstat(p)
 	switch {
 	case err == nil:
-		return true, nil
+		return info.ModTime(), true, nil
 	case errors.Is(err, fs.ErrNotExist):
-		return false, nil
+		return time.Time{}, false, nil
 	default:
-		return false, fmt.Errorf("storage: stat %s: %w", sha, err)
+		return time.Time{}, false, fmt.Errorf("storage: stat %s: %w", sha, err)
 	}
 }
 

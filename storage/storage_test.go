@@ -141,6 +141,14 @@ func TestPutDeduplicatesAndRefreshesModTime(t *testing.T) {
 	if !info.ModTime().After(old) {
 		t.Fatalf("mod time not refreshed: %v", info.ModTime())
 	}
+	// What the blob collector reads to spare a blob being reused.
+	if mod, ok, err := s.ModTime(helloSHA); err != nil || !ok || !mod.Equal(info.ModTime()) {
+		t.Fatalf("ModTime = %v, %v, %v; want %v, true, nil", mod, ok, err, info.ModTime())
+	}
+	absent := hex.EncodeToString(make([]byte, sha256.Size))
+	if mod, ok, err := s.ModTime(absent); err != nil || ok || !mod.IsZero() {
+		t.Fatalf("ModTime of an absent blob = %v, %v, %v", mod, ok, err)
+	}
 }
 
 func TestPutReplacesDamagedBlob(t *testing.T) {
