@@ -396,21 +396,19 @@ func TestWebsocketShutdown(t *testing.T) {
 	}
 }
 
-// A socket lives no longer than the credential that opened it: logging out,
-// a password change elsewhere (which ends the other sessions), an expired
-// session and a revoked API token each close their socket with 4403 within
-// KORRIGO_WS_AUTH_INTERVAL; the socket of a session still valid stays open.
-// Expiry publishes no hint: only the periodic re-check closes that socket
-// (TestWebsocketClosedWhenCredentialRevoked covers the hints alone).
+// The periodic re-check (KORRIGO_WS_AUTH_INTERVAL) closes with 4403 the
+// sockets whose credential ended without a hint (credentials ended through
+// the API publish one: TestWebsocketClosedWhenCredentialRevoked): an expired
+// session, an API token revoked and a user deactivated or given another role
+// in the database directly. The socket of a credential still valid stays open.
 func TestWebsocketClosedWhenCredentialEnds(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, d *db.DB) {
 		e := newInstance(t, d, "", map[string]string{"KORRIGO_WS_AUTH_INTERVAL": "50ms"})
-		teacher, loggedOut := e.NewUser(user.RoleTEACHER, "Marie")
-		ex := e.NewExam(teacher)
-		vars := map[string]any{"e": ex.ID}
-		other := e.Login(teacher.Email, servertest.Password) // will lose to the password change
-		expiring := e.Login(teacher.Email, servertest.Password)
-		keeper := e.Login(teacher.Email, servertest.Password) // changes the password
+		marie, expiring := e.NewUser(user.RoleTEACHER, "Marie")
+		paul, deactivated := e.NewUser(user.RoleTEACHER, "Paul")
+		lucie, promoted := e.NewUser(user.RoleTEACHER, "Lucie")
+		ex := e.NewExam(marie, paul, lucie)
+		keeper := e.Login(marie.Email, servertest.Password)
 		var tok struct {
 			CreateApiToken struct {
 				Token    string
@@ -419,49 +417,39 @@ func TestWebsocketClosedWhenCredentialEnds(t *testing.T) {
 		}
 		e.As(keeper).MustDo(`mutation { createApiToken(input: {name: "sync", scopes: ["read"]}) { token apiToken { id } } }`,
 			nil, &tok)
+		cExpiring, cToken, cDeactivated := openLocks(t, e, expiring, ex.ID),
+			openLocks(t, e, tok.CreateApiToken.Token, ex.ID), openLocks(t, e, deactivated, ex.ID)
+		cPromoted, cKeeper := openLocks(t, e, promoted, ex.ID), openLocks(t, e, keeper, ex.ID)
 
-		open := func(token string) *wsConn {
-			c := mustDial(t, e, dialOpts{})
-			c.init(bearer(token))
-			id := c.subscribe(subLocks, vars)
-			if s := nextLock(t, c, id); s.Kind != "SNAPSHOT" {
-				t.Fatalf("want SNAPSHOT, got %+v", s)
-			}
-			return c
-		}
-		cLogout, cOther, cExpiring, cToken, cKeeper := open(loggedOut), open(other), open(expiring),
-			open(tok.CreateApiToken.Token), open(keeper)
-
-		e.As(loggedOut).MustDo(`mutation { logout }`, nil, nil)
-		if code := cLogout.closeCode(); code != 4403 {
-			t.Fatalf("logout: want 4403, got %d", code)
-		}
 		sys := rules.System(context.Background())
 		a, err := e.App.Services.Auth.Authenticate(sys, expiring)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := d.Client.Session.UpdateOneID(a.SessionID).SetExpiresAt(time.Now().Add(-time.Second)).Exec(sys); err != nil {
-			t.Fatal(err)
-		}
-		if code := cExpiring.closeCode(); code != 4403 {
-			t.Fatalf("expiry: want 4403, got %d", code)
-		}
-		e.As(keeper).MustDo(`mutation($id: ID!){ revokeApiToken(id: $id) }`,
-			map[string]any{"id": tok.CreateApiToken.APIToken.ID}, nil)
-		if code := cToken.closeCode(); code != 4403 {
-			t.Fatalf("token revoked: want 4403, got %d", code)
-		}
-		e.As(keeper).MustDo(`mutation($c: String!, $n: String!){ changePassword(currentPassword: $c, newPassword: $n) }`,
-			map[string]any{"c": servertest.Password, "n": "an entirely new passphrase 1984"}, nil)
-		if code := cOther.closeCode(); code != 4403 {
-			t.Fatalf("password change: want 4403, got %d", code)
+		for what, change := range map[string]struct {
+			c   *wsConn
+			run func() error
+		}{
+			"expiry": {cExpiring, func() error {
+				return d.Client.Session.UpdateOneID(a.SessionID).SetExpiresAt(time.Now().Add(-time.Second)).Exec(sys)
+			}},
+			"token revoked": {cToken, func() error {
+				return d.Client.ApiToken.UpdateOneID(tok.CreateApiToken.APIToken.ID).SetRevokedAt(time.Now()).Exec(sys)
+			}},
+			"user deactivated": {cDeactivated, func() error { return d.Client.User.UpdateOneID(paul.ID).SetActive(false).Exec(sys) }},
+			"role changed": {cPromoted, func() error {
+				return d.Client.User.UpdateOneID(lucie.ID).SetRole(user.RoleADMIN).Exec(sys)
+			}},
+		} {
+			if err := change.run(); err != nil {
+				t.Fatal(err)
+			}
+			if code := change.c.closeCode(); code != 4403 {
+				t.Fatalf("%s: want 4403, got %d", what, code)
+			}
 		}
 		// Several checks have run since keeper's session was last seen live.
-		id := cKeeper.subscribe(subLocks, vars)
-		if s := nextLock(t, cKeeper, id); s.Kind != "SNAPSHOT" {
-			t.Fatalf("the valid session's socket: want SNAPSHOT, got %+v", s)
-		}
+		stillOpen(t, cKeeper, "the valid session's socket", ex.ID)
 	})
 }
 
