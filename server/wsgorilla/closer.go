@@ -48,8 +48,8 @@ func Close(ctx context.Context, code int, reason string) bool {
 	return true
 }
 
-func registerCloser(r *http.Request, c *conn) {
-	if h, _ := r.Context().Value(closerKey{}).(*closer); h != nil {
+func registerCloser(ctx context.Context, c *conn) {
+	if h, _ := ctx.Value(closerKey{}).(*closer); h != nil {
 		h.mu.Lock()
 		h.c = c
 		h.mu.Unlock()

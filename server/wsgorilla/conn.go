@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -62,8 +61,8 @@ type conn struct {
 	stopWatch func() bool
 }
 
-func newConn(ws *websocket.Conn, r *http.Request, opts *Options) *conn {
-	c := &conn{ws: ws, ctx: r.Context(), opts: opts, subprotocol: ws.Subprotocol()}
+func newConn(ctx context.Context, ws *websocket.Conn, opts *Options) *conn {
+	c := &conn{ws: ws, ctx: ctx, opts: opts, subprotocol: ws.Subprotocol()}
 	ws.SetReadLimit(opts.ReadLimit)
 	if c.subprotocol == "" {
 		// gqlgen would fall back to graphql-ws; graphql-ws's reference server

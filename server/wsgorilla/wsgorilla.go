@@ -76,8 +76,8 @@ func (im *implementation) Accept(
 		return nil, fmt.Errorf("wsgorilla: upgrade: %w", err)
 	}
 	hw.release()
-	c := newConn(ws, r, &im.opts)
-	registerCloser(r, c)
+	c := newConn(r.Context(), ws, &im.opts)
+	registerCloser(r.Context(), c)
 	return c, nil
 }
 
